@@ -1,0 +1,210 @@
+\echo Use "CREATE EXTENSION belay" to load this file. \quit
+
+-- belay 0.1.0: tables, indexes, function declarations and grants. Every function body is
+-- C++ (src/); this file holds no logic.
+
+CREATE SCHEMA belay;
+SET LOCAL search_path TO pg_catalog, pg_temp;
+
+CREATE TABLE belay.queues (
+	queue      text PRIMARY KEY,
+	created_at timestamptz NOT NULL DEFAULT pg_catalog.now(),
+	policy     jsonb NOT NULL DEFAULT '{}'
+);
+COMMENT ON TABLE belay.queues IS 'belay queues: a name and the default policy of its tasks';
+
+-- One row per task, of every queue. The live run (run_id, worker, lease) lives in the
+-- task row; belay.runs keeps the history of ended runs.
+--
+-- state holds the public states, plus one internal one: 'scheduled' is a pending task
+-- whose available_at is still in the future (delayed, or backing off before a retry).
+-- belay.task() and the docs report it as 'pending'. Keeping it apart is what lets the
+-- claim index below hold only work that is claimable now.
+CREATE TABLE belay.tasks (
+	task_id              uuid PRIMARY KEY,
+	queue                text NOT NULL REFERENCES belay.queues (queue) ON DELETE CASCADE,
+	task_name            text NOT NULL,
+	params               jsonb NOT NULL,
+	headers              jsonb NOT NULL DEFAULT '{}',
+	state                text NOT NULL,
+	priority             smallint NOT NULL DEFAULT 0,
+	attempt              integer NOT NULL DEFAULT 1,
+	max_attempts         integer NOT NULL,
+	retry_policy         jsonb,              -- NULL: belay's default policy
+	available_at         timestamptz NOT NULL,
+	idempotency_key      text,
+	parent_task_id       uuid,
+	parent_step          text,
+	run_id               uuid,               -- the live run: the fencing token
+	worker               text,               -- who holds (or last held) the task
+	run_started_at       timestamptz,
+	lease_seconds        double precision,
+	lease_expires_at     timestamptz,
+	first_started_at     timestamptz,
+	max_delay_seconds    double precision,   -- cancellation policy
+	max_duration_seconds double precision,
+	result               jsonb,
+	error                jsonb,
+	created_at           timestamptz NOT NULL,
+	finished_at          timestamptz,
+	CONSTRAINT tasks_state_check CHECK (state IN ('scheduled', 'pending', 'running', 'sleeping',
+	                                             'waiting', 'completed', 'failed', 'cancelled')),
+	CONSTRAINT tasks_attempts_check CHECK (attempt >= 1 AND max_attempts >= 1)
+);
+COMMENT ON TABLE belay.tasks IS 'belay tasks of all queues';
+
+-- The claim path. claim() reads only this index: it holds nothing but tasks claimable
+-- now, in claim order, so its cost does not grow with delayed, sleeping, waiting,
+-- running or finished tasks (they are not in it), nor with other queues (queue leads).
+CREATE INDEX tasks_claim_idx ON belay.tasks (queue, priority DESC, available_at, task_id)
+	WHERE state = 'pending';
+
+-- Delayed and sleeping tasks by due time: claim() and the background worker make the
+-- due ones pending with one probe into this index.
+CREATE INDEX tasks_due_idx ON belay.tasks (queue, available_at)
+	WHERE state IN ('scheduled', 'sleeping');
+
+-- Fencing: run-scoped calls find the task by its live run.
+CREATE UNIQUE INDEX tasks_run_idx ON belay.tasks (run_id) WHERE run_id IS NOT NULL;
+
+-- Leases to reclaim, in expiry order (the background worker).
+CREATE INDEX tasks_lease_idx ON belay.tasks (lease_expires_at) WHERE state = 'running';
+
+CREATE UNIQUE INDEX tasks_idempotency_idx ON belay.tasks (queue, idempotency_key)
+	WHERE idempotency_key IS NOT NULL;
+
+-- cleanup() finds finished tasks by age.
+CREATE INDEX tasks_finished_idx ON belay.tasks (finished_at)
+	WHERE state IN ('completed', 'failed', 'cancelled');
+
+-- cancel() walks down to children.
+CREATE INDEX tasks_parent_idx ON belay.tasks (parent_task_id) WHERE parent_task_id IS NOT NULL;
+
+-- Runs that have ended: one row per claim that completed, failed, suspended, was
+-- cancelled or lost its lease. Written once, when the run ends.
+CREATE TABLE belay.runs (
+	run_id     uuid PRIMARY KEY,
+	task_id    uuid NOT NULL REFERENCES belay.tasks (task_id) ON DELETE CASCADE,
+	attempt    integer NOT NULL,
+	worker     text NOT NULL,
+	started_at timestamptz NOT NULL,
+	ended_at   timestamptz NOT NULL,
+	outcome    text NOT NULL,
+	error      jsonb,
+	CONSTRAINT runs_outcome_check CHECK (outcome IN ('completed', 'failed', 'suspended', 'cancelled',
+	                                                 'lease_expired'))
+);
+CREATE INDEX runs_task_idx ON belay.runs (task_id);
+COMMENT ON TABLE belay.runs IS 'belay runs that have ended; the live run is in belay.tasks';
+
+CREATE TABLE belay.checkpoints (
+	task_id    uuid NOT NULL REFERENCES belay.tasks (task_id) ON DELETE CASCADE,
+	step       text NOT NULL,
+	value      jsonb NOT NULL,
+	run_id     uuid NOT NULL,
+	updated_at timestamptz NOT NULL,
+	PRIMARY KEY (task_id, step)
+);
+COMMENT ON TABLE belay.checkpoints IS 'belay finished steps: durable values a re-run gets back';
+
+-- pg_dump keeps the contents of these tables.
+SELECT pg_catalog.pg_extension_config_dump('belay.queues', '');
+SELECT pg_catalog.pg_extension_config_dump('belay.tasks', '');
+SELECT pg_catalog.pg_extension_config_dump('belay.runs', '');
+SELECT pg_catalog.pg_extension_config_dump('belay.checkpoints', '');
+
+-- Functions. All are C++; all check their arguments themselves (CALLED ON NULL INPUT) so
+-- that a NULL gets an error naming it rather than a silent NULL result.
+
+CREATE FUNCTION belay.uuidv7() RETURNS uuid
+	LANGUAGE c VOLATILE PARALLEL SAFE
+	AS 'MODULE_PATHNAME', 'belay_uuidv7';
+COMMENT ON FUNCTION belay.uuidv7() IS 'a new time-ordered (version 7) UUID';
+
+CREATE FUNCTION belay.create_queue(queue text, policy jsonb DEFAULT '{}') RETURNS void
+	LANGUAGE c VOLATILE CALLED ON NULL INPUT SET search_path = pg_catalog, pg_temp
+	AS 'MODULE_PATHNAME', 'belay_create_queue';
+COMMENT ON FUNCTION belay.create_queue(text, jsonb) IS 'creates a queue, or sets the policy of an existing one';
+
+CREATE FUNCTION belay.drop_queue(queue text) RETURNS void
+	LANGUAGE c VOLATILE CALLED ON NULL INPUT SET search_path = pg_catalog, pg_temp
+	AS 'MODULE_PATHNAME', 'belay_drop_queue';
+COMMENT ON FUNCTION belay.drop_queue(text) IS 'removes a queue and all its tasks';
+
+CREATE FUNCTION belay.list_queues() RETURNS TABLE (queue text, created_at timestamptz, policy jsonb)
+	LANGUAGE c STABLE SET search_path = pg_catalog, pg_temp
+	AS 'MODULE_PATHNAME', 'belay_list_queues';
+COMMENT ON FUNCTION belay.list_queues() IS 'the queues, by name';
+
+CREATE FUNCTION belay.spawn(queue text, task_name text, params jsonb DEFAULT '{}', options jsonb DEFAULT '{}')
+	RETURNS TABLE (task_id uuid, created boolean)
+	LANGUAGE c VOLATILE CALLED ON NULL INPUT ROWS 1 SET search_path = pg_catalog, pg_temp
+	AS 'MODULE_PATHNAME', 'belay_spawn';
+COMMENT ON FUNCTION belay.spawn(text, text, jsonb, jsonb) IS 'enqueues one task';
+
+CREATE FUNCTION belay.spawn_many(queue text, task_name text, params jsonb, options jsonb DEFAULT '{}')
+	RETURNS TABLE (task_id uuid, created boolean)
+	LANGUAGE c VOLATILE CALLED ON NULL INPUT SET search_path = pg_catalog, pg_temp
+	AS 'MODULE_PATHNAME', 'belay_spawn_many';
+COMMENT ON FUNCTION belay.spawn_many(text, text, jsonb, jsonb) IS 'enqueues one task per element of a params array, in order';
+
+CREATE FUNCTION belay.claim(queue text, worker text, qty integer DEFAULT 1, lease_seconds numeric DEFAULT 60)
+	RETURNS TABLE (run_id uuid, task_id uuid, task_name text, params jsonb, headers jsonb, attempt integer,
+	               lease_expires_at timestamptz, checkpoints jsonb)
+	LANGUAGE c VOLATILE CALLED ON NULL INPUT ROWS 1 SET search_path = pg_catalog, pg_temp
+	AS 'MODULE_PATHNAME', 'belay_claim';
+COMMENT ON FUNCTION belay.claim(text, text, integer, numeric) IS 'claims up to qty tasks, highest priority first, never blocking on other claimers';
+
+CREATE FUNCTION belay.complete(run_id uuid, result jsonb DEFAULT NULL) RETURNS void
+	LANGUAGE c VOLATILE CALLED ON NULL INPUT SET search_path = pg_catalog, pg_temp
+	AS 'MODULE_PATHNAME', 'belay_complete';
+COMMENT ON FUNCTION belay.complete(uuid, jsonb) IS 'completes the task of a live run';
+
+CREATE FUNCTION belay.fail(run_id uuid, error jsonb, retry_at timestamptz DEFAULT NULL, final boolean DEFAULT false)
+	RETURNS text
+	LANGUAGE c VOLATILE CALLED ON NULL INPUT SET search_path = pg_catalog, pg_temp
+	AS 'MODULE_PATHNAME', 'belay_fail';
+COMMENT ON FUNCTION belay.fail(uuid, jsonb, timestamptz, boolean) IS 'fails a live run; retries by the policy unless final; returns the task''s new state';
+
+CREATE FUNCTION belay.heartbeat(run_id uuid, lease_seconds numeric DEFAULT NULL) RETURNS timestamptz
+	LANGUAGE c VOLATILE CALLED ON NULL INPUT SET search_path = pg_catalog, pg_temp
+	AS 'MODULE_PATHNAME', 'belay_heartbeat';
+COMMENT ON FUNCTION belay.heartbeat(uuid, numeric) IS 'extends the lease of a live run; returns the new expiry';
+
+CREATE FUNCTION belay.set_checkpoint(run_id uuid, step text, value jsonb) RETURNS void
+	LANGUAGE c VOLATILE CALLED ON NULL INPUT SET search_path = pg_catalog, pg_temp
+	AS 'MODULE_PATHNAME', 'belay_set_checkpoint';
+COMMENT ON FUNCTION belay.set_checkpoint(uuid, text, jsonb) IS 'records a finished step of the task of a live run';
+
+CREATE FUNCTION belay.checkpoints(task_id uuid) RETURNS TABLE (step text, value jsonb, updated_at timestamptz)
+	LANGUAGE c STABLE CALLED ON NULL INPUT SET search_path = pg_catalog, pg_temp
+	AS 'MODULE_PATHNAME', 'belay_checkpoints';
+COMMENT ON FUNCTION belay.checkpoints(uuid) IS 'the finished steps of a task';
+
+CREATE FUNCTION belay.cancel(task_id uuid) RETURNS integer
+	LANGUAGE c VOLATILE CALLED ON NULL INPUT SET search_path = pg_catalog, pg_temp
+	AS 'MODULE_PATHNAME', 'belay_cancel';
+COMMENT ON FUNCTION belay.cancel(uuid) IS 'cancels a task and its unfinished descendants; returns how many';
+
+CREATE FUNCTION belay.retry(task_id uuid) RETURNS void
+	LANGUAGE c VOLATILE CALLED ON NULL INPUT SET search_path = pg_catalog, pg_temp
+	AS 'MODULE_PATHNAME', 'belay_retry';
+COMMENT ON FUNCTION belay.retry(uuid) IS 'puts a failed or cancelled task back to pending with one more attempt';
+
+CREATE FUNCTION belay.task(task_id uuid)
+	RETURNS TABLE (task_id uuid, queue text, task_name text, state text, attempt integer, max_attempts integer,
+	               params jsonb, result jsonb, error jsonb, parent_task_id uuid, created_at timestamptz,
+	               available_at timestamptz, finished_at timestamptz)
+	LANGUAGE c STABLE CALLED ON NULL INPUT ROWS 1 SET search_path = pg_catalog, pg_temp
+	AS 'MODULE_PATHNAME', 'belay_task';
+COMMENT ON FUNCTION belay.task(uuid) IS 'one task; no row if there is none';
+
+CREATE FUNCTION belay.cleanup(queue text DEFAULT NULL, older_than interval DEFAULT '7 days') RETURNS bigint
+	LANGUAGE c VOLATILE CALLED ON NULL INPUT SET search_path = pg_catalog, pg_temp
+	AS 'MODULE_PATHNAME', 'belay_cleanup';
+COMMENT ON FUNCTION belay.cleanup(text, interval) IS 'deletes terminal tasks finished before now() - older_than, with their runs and checkpoints';
+
+-- Applications use belay through its functions, which run with the caller's rights: a
+-- role that produces or consumes work needs USAGE on the schema and DML on the tables
+-- (README, "Roles"). Nothing is granted to PUBLIC.
+REVOKE ALL ON ALL TABLES IN SCHEMA belay FROM PUBLIC;

@@ -1,0 +1,71 @@
+// claim: hand out claimable tasks to a worker, each under a new run and lease.
+#include "belay/args.hpp"
+#include "belay/queues.hpp"
+#include "belay/result_set.hpp"
+#include "belay/spi.hpp"
+#include "belay/validation.hpp"
+
+namespace belay {
+namespace {
+
+Datum Claim(FunctionCallInfo fcinfo) {
+	Arguments args(fcinfo);
+	std::string queue = args.Text(0, "queue");
+	CheckQueueName(queue);
+	std::string worker = args.Text(1, "worker");
+	CheckName(worker, "worker");
+	int qty = args.Int4(2, "qty");
+	CheckQty(qty);
+	double lease_seconds = args.Number(3, "lease_seconds");
+	CheckLeaseSeconds(lease_seconds);
+	TimestampTz now = Now();
+
+	// Delayed and sleeping tasks that have fallen due become pending here too, so a queue
+	// works even between two ticks of the background worker. When none is due this is a
+	// single probe into tasks_due_idx.
+	static spi::Statement promote(
+	    "UPDATE belay.tasks t SET state = 'pending' "
+	    "FROM (SELECT task_id FROM belay.tasks "
+	    "      WHERE queue OPERATOR(pg_catalog.=) $1 AND state IN ('scheduled', 'sleeping') "
+	    "        AND available_at OPERATOR(pg_catalog.<=) $2 "
+	    "      ORDER BY available_at LIMIT $3 FOR UPDATE SKIP LOCKED) due "
+	    "WHERE t.task_id OPERATOR(pg_catalog.=) due.task_id",
+	    {TEXTOID, TIMESTAMPTZOID, INT4OID});
+
+	// The claim itself reads tasks_claim_idx in order and skips rows other claimers hold,
+	// so claimers never block each other and never get the same task.
+	static spi::Statement claim(
+	    "WITH picked AS ("
+	    " SELECT task_id FROM belay.tasks"
+	    " WHERE queue OPERATOR(pg_catalog.=) $1 AND state = 'pending'"
+	    " ORDER BY priority DESC, available_at, task_id"
+	    " LIMIT $3 FOR UPDATE SKIP LOCKED) "
+	    "UPDATE belay.tasks t SET state = 'running', run_id = belay.uuidv7(), worker = $4, "
+	    " run_started_at = $2, lease_seconds = $5, "
+	    " lease_expires_at = $2 OPERATOR(pg_catalog.+) pg_catalog.make_interval(secs => $5), "
+	    " first_started_at = coalesce(t.first_started_at, $2) "
+	    "FROM picked WHERE t.task_id OPERATOR(pg_catalog.=) picked.task_id "
+	    "RETURNING t.run_id, t.task_id, t.task_name, t.params, t.headers, t.attempt, t.lease_expires_at, "
+	    " coalesce((SELECT pg_catalog.jsonb_object_agg(c.step, c.value) FROM belay.checkpoints c "
+	    "           WHERE c.task_id OPERATOR(pg_catalog.=) t.task_id), '{}'::jsonb)",
+	    {TEXTOID, TIMESTAMPTZOID, INT4OID, TEXTOID, FLOAT8OID});
+
+	ResultSet result(fcinfo);
+	spi::Connection spi;
+	spi::Params promote_params;
+	promote_params.Text(queue).Timestamptz(now).Int4(qty);
+	promote.Run(promote_params);
+
+	spi::Params params;
+	params.Text(queue).Timestamptz(now).Int4(qty).Text(worker).Float8(lease_seconds);
+	uint64 claimed = claim.Run(params);
+	result.AddAllSpiRows(claimed);
+	if (claimed == 0)
+		RequireQueue(queue); // only on the empty path: an unknown queue is an error, not "no work"
+	return Datum(0);
+}
+
+} // namespace
+} // namespace belay
+
+BELAY_FUNCTION(belay_claim, belay::Claim)

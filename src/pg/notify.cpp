@@ -1,0 +1,29 @@
+// Coalesced queue notifications.
+#include "belay/notify.hpp"
+
+#include "belay/guard.hpp"
+
+#include <set>
+
+namespace belay {
+
+void NotifyQueue(const std::string &queue) {
+	// Keyed by the subtransaction too: a notification queued in a subtransaction that
+	// rolls back is discarded by PostgreSQL, so a later one must be sent again.
+	static LocalTransactionId seen_transaction = InvalidLocalTransactionId;
+	static SubTransactionId seen_subtransaction = InvalidSubTransactionId;
+	static std::set<std::string> notified;
+
+	LocalTransactionId transaction = MyProc->lxid;
+	SubTransactionId subtransaction = GetCurrentSubTransactionId();
+	if (transaction != seen_transaction || subtransaction != seen_subtransaction) {
+		notified.clear();
+		seen_transaction = transaction;
+		seen_subtransaction = subtransaction;
+	}
+	if (!notified.insert(queue).second)
+		return;
+	PgGuard([&] { Async_Notify("belay", queue.c_str()); });
+}
+
+} // namespace belay
