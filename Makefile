@@ -20,7 +20,7 @@ SHLIB_LINK  += -lstdc++
 EXTRA_CLEAN = results regression.diffs regression.out tmp_check build
 
 # belay is not a JIT-inlining candidate; skipping LLVM bitcode halves the build.
-with_llvm = no
+override with_llvm = no
 
 PGXS := $(shell $(PG_CONFIG) --pgxs 2>/dev/null)
 ifneq ($(PGXS),)

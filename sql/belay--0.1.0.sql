@@ -43,6 +43,7 @@ CREATE TABLE belay.tasks (
 	first_started_at     timestamptz,
 	max_delay_seconds    double precision,   -- cancellation policy
 	max_duration_seconds double precision,
+	cancel_at            timestamptz,        -- when the cancellation policy cancels it
 	result               jsonb,
 	error                jsonb,
 	created_at           timestamptz NOT NULL,
@@ -63,6 +64,15 @@ CREATE INDEX tasks_claim_idx ON belay.tasks (queue, priority DESC, available_at,
 -- due ones pending with one probe into this index.
 CREATE INDEX tasks_due_idx ON belay.tasks (queue, available_at)
 	WHERE state IN ('scheduled', 'sleeping');
+
+-- The same tasks across queues: the background worker wakes due ones in time order.
+CREATE INDEX tasks_wake_idx ON belay.tasks (available_at)
+	WHERE state IN ('scheduled', 'sleeping');
+
+-- Cancellation deadlines (max_delay_seconds before the first start, max_duration_seconds
+-- after it) for the background worker.
+CREATE INDEX tasks_cancel_idx ON belay.tasks (cancel_at)
+	WHERE cancel_at IS NOT NULL AND state NOT IN ('completed', 'failed', 'cancelled');
 
 -- Fencing: run-scoped calls find the task by its live run.
 CREATE UNIQUE INDEX tasks_run_idx ON belay.tasks (run_id) WHERE run_id IS NOT NULL;
@@ -107,11 +117,40 @@ CREATE TABLE belay.checkpoints (
 );
 COMMENT ON TABLE belay.checkpoints IS 'belay finished steps: durable values a re-run gets back';
 
+-- The latest payload of each event emitted in a queue.
+CREATE TABLE belay.events (
+	queue      text NOT NULL REFERENCES belay.queues (queue) ON DELETE CASCADE,
+	event      text NOT NULL,
+	payload    jsonb,
+	emitted_at timestamptz NOT NULL,
+	PRIMARY KEY (queue, event)
+);
+COMMENT ON TABLE belay.events IS 'belay events: the latest payload per queue and name';
+
+-- What a waiting task waits for: an event of its queue or a child task, until an
+-- optional deadline. One wait per task; it is deleted when it is settled.
+CREATE TABLE belay.waits (
+	task_id       uuid PRIMARY KEY REFERENCES belay.tasks (task_id) ON DELETE CASCADE,
+	step          text NOT NULL,
+	run_id        uuid NOT NULL,      -- the run that suspended
+	queue         text,               -- event waits: the event's queue and name
+	event         text,
+	child_task_id uuid,               -- join waits: the child
+	deadline      timestamptz,        -- NULL: no timeout
+	CONSTRAINT waits_kind_check CHECK ((event IS NULL) <> (child_task_id IS NULL))
+);
+CREATE INDEX waits_event_idx ON belay.waits (queue, event) WHERE event IS NOT NULL;
+CREATE INDEX waits_child_idx ON belay.waits (child_task_id) WHERE child_task_id IS NOT NULL;
+CREATE INDEX waits_deadline_idx ON belay.waits (deadline) WHERE deadline IS NOT NULL;
+COMMENT ON TABLE belay.waits IS 'belay waits of waiting tasks: for an event or a child';
+
 -- pg_dump keeps the contents of these tables.
 SELECT pg_catalog.pg_extension_config_dump('belay.queues', '');
 SELECT pg_catalog.pg_extension_config_dump('belay.tasks', '');
 SELECT pg_catalog.pg_extension_config_dump('belay.runs', '');
 SELECT pg_catalog.pg_extension_config_dump('belay.checkpoints', '');
+SELECT pg_catalog.pg_extension_config_dump('belay.events', '');
+SELECT pg_catalog.pg_extension_config_dump('belay.waits', '');
 
 -- Functions. All are C++; all check their arguments themselves (CALLED ON NULL INPUT) so
 -- that a NULL gets an error naming it rather than a silent NULL result.
@@ -203,6 +242,46 @@ CREATE FUNCTION belay.cleanup(queue text DEFAULT NULL, older_than interval DEFAU
 	LANGUAGE c VOLATILE CALLED ON NULL INPUT SET search_path = pg_catalog, pg_temp
 	AS 'MODULE_PATHNAME', 'belay_cleanup';
 COMMENT ON FUNCTION belay.cleanup(text, interval) IS 'deletes terminal tasks finished before now() - older_than, with their runs and checkpoints';
+
+CREATE FUNCTION belay.sleep(run_id uuid, step text, wake_at timestamptz) RETURNS boolean
+	LANGUAGE c VOLATILE CALLED ON NULL INPUT SET search_path = pg_catalog, pg_temp
+	AS 'MODULE_PATHNAME', 'belay_sleep_until';
+COMMENT ON FUNCTION belay.sleep(uuid, text, timestamptz) IS 'sleeps until wake_at (the first call of the step fixes it); true: the run is suspended, stop';
+
+CREATE FUNCTION belay.sleep(run_id uuid, step text, seconds numeric) RETURNS boolean
+	LANGUAGE c VOLATILE CALLED ON NULL INPUT SET search_path = pg_catalog, pg_temp
+	AS 'MODULE_PATHNAME', 'belay_sleep_for';
+COMMENT ON FUNCTION belay.sleep(uuid, text, numeric) IS 'sleeps for seconds on the database clock (the first call of the step fixes the wake time); true: suspended';
+
+CREATE FUNCTION belay.await_event(run_id uuid, step text, event text, timeout_seconds numeric DEFAULT NULL)
+	RETURNS TABLE (suspended boolean, payload jsonb, timed_out boolean)
+	LANGUAGE c VOLATILE CALLED ON NULL INPUT ROWS 1 SET search_path = pg_catalog, pg_temp
+	AS 'MODULE_PATHNAME', 'belay_await_event';
+COMMENT ON FUNCTION belay.await_event(uuid, text, text, numeric) IS 'the payload of an event of the task''s queue, or suspends the run until it is emitted or the timeout';
+
+CREATE FUNCTION belay.emit_event(queue text, event text, payload jsonb DEFAULT NULL) RETURNS integer
+	LANGUAGE c VOLATILE CALLED ON NULL INPUT SET search_path = pg_catalog, pg_temp
+	AS 'MODULE_PATHNAME', 'belay_emit_event';
+COMMENT ON FUNCTION belay.emit_event(text, text, jsonb) IS 'stores the event''s payload and wakes every task awaiting it; returns how many';
+
+CREATE FUNCTION belay.spawn_child(run_id uuid, step text, task_name text, params jsonb DEFAULT '{}',
+                                  options jsonb DEFAULT '{}') RETURNS uuid
+	LANGUAGE c VOLATILE CALLED ON NULL INPUT SET search_path = pg_catalog, pg_temp
+	AS 'MODULE_PATHNAME', 'belay_spawn_child';
+COMMENT ON FUNCTION belay.spawn_child(uuid, text, text, jsonb, jsonb) IS 'spawns a child task, once per (task, step); options may name another queue';
+
+CREATE FUNCTION belay.join(run_id uuid, step text, child_task_id uuid, timeout_seconds numeric DEFAULT NULL)
+	RETURNS TABLE (suspended boolean, state text, result jsonb, error jsonb)
+	LANGUAGE c VOLATILE CALLED ON NULL INPUT ROWS 1 SET search_path = pg_catalog, pg_temp
+	AS 'MODULE_PATHNAME', 'belay_join';
+COMMENT ON FUNCTION belay.join(uuid, text, uuid, numeric) IS 'the outcome of a child task, or suspends the run until it ends or the timeout';
+
+CREATE FUNCTION belay.tick(now timestamptz DEFAULT pg_catalog.clock_timestamp(), batch_size integer DEFAULT 1000)
+	RETURNS TABLE (woken integer, timed_out integer, reclaimed integer, cancelled integer, next_due_at timestamptz)
+	LANGUAGE c VOLATILE CALLED ON NULL INPUT SET search_path = pg_catalog, pg_temp
+	AS 'MODULE_PATHNAME', 'belay_tick';
+COMMENT ON FUNCTION belay.tick(timestamptz, integer) IS 'one round of the background worker at time now: wake due tasks, time out waits, reclaim leases, enforce cancellation deadlines';
+REVOKE ALL ON FUNCTION belay.tick(timestamptz, integer) FROM PUBLIC;
 
 -- Applications use belay through its functions, which run with the caller's rights: a
 -- role that produces or consumes work needs USAGE on the schema and DML on the tables

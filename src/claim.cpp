@@ -4,6 +4,7 @@
 #include "belay/result_set.hpp"
 #include "belay/spi.hpp"
 #include "belay/validation.hpp"
+#include "belay/worker.hpp"
 
 namespace belay {
 namespace {
@@ -21,16 +22,17 @@ Datum Claim(FunctionCallInfo fcinfo) {
 	TimestampTz now = Now();
 
 	// Delayed and sleeping tasks that have fallen due become pending here too, so a queue
-	// works even between two ticks of the background worker. When none is due this is a
-	// single probe into tasks_due_idx.
+	// works even between two ticks of the background worker. All of them (up to a bound),
+	// not just qty: the claim below must choose among every due task by priority. When
+	// none is due this is a single probe into tasks_due_idx.
 	static spi::Statement promote(
 	    "UPDATE belay.tasks t SET state = 'pending' "
 	    "FROM (SELECT task_id FROM belay.tasks "
 	    "      WHERE queue OPERATOR(pg_catalog.=) $1 AND state IN ('scheduled', 'sleeping') "
 	    "        AND available_at OPERATOR(pg_catalog.<=) $2 "
-	    "      ORDER BY available_at LIMIT $3 FOR UPDATE SKIP LOCKED) due "
+	    "      ORDER BY available_at LIMIT 1000 FOR UPDATE SKIP LOCKED) due "
 	    "WHERE t.task_id OPERATOR(pg_catalog.=) due.task_id",
-	    {TEXTOID, TIMESTAMPTZOID, INT4OID});
+	    {TEXTOID, TIMESTAMPTZOID});
 
 	// The claim itself reads tasks_claim_idx in order and skips rows other claimers hold,
 	// so claimers never block each other and never get the same task.
@@ -43,7 +45,11 @@ Datum Claim(FunctionCallInfo fcinfo) {
 	    "UPDATE belay.tasks t SET state = 'running', run_id = belay.uuidv7(), worker = $4, "
 	    " run_started_at = $2, lease_seconds = $5, "
 	    " lease_expires_at = $2 OPERATOR(pg_catalog.+) pg_catalog.make_interval(secs => $5), "
-	    " first_started_at = coalesce(t.first_started_at, $2) "
+	    " first_started_at = coalesce(t.first_started_at, $2), "
+	    // From the first start on, the cancellation deadline is max_duration_seconds.
+	    " cancel_at = CASE WHEN t.first_started_at IS NULL "
+	    "  THEN $2 OPERATOR(pg_catalog.+) pg_catalog.make_interval(secs => t.max_duration_seconds) "
+	    "  ELSE t.cancel_at END "
 	    "FROM picked WHERE t.task_id OPERATOR(pg_catalog.=) picked.task_id "
 	    "RETURNING t.run_id, t.task_id, t.task_name, t.params, t.headers, t.attempt, t.lease_expires_at, "
 	    " coalesce((SELECT pg_catalog.jsonb_object_agg(c.step, c.value) FROM belay.checkpoints c "
@@ -53,7 +59,7 @@ Datum Claim(FunctionCallInfo fcinfo) {
 	ResultSet result(fcinfo);
 	spi::Connection spi;
 	spi::Params promote_params;
-	promote_params.Text(queue).Timestamptz(now).Int4(qty);
+	promote_params.Text(queue).Timestamptz(now);
 	promote.Run(promote_params);
 
 	spi::Params params;
@@ -62,6 +68,8 @@ Datum Claim(FunctionCallInfo fcinfo) {
 	result.AddAllSpiRows(claimed);
 	if (claimed == 0)
 		RequireQueue(queue); // only on the empty path: an unknown queue is an error, not "no work"
+	else
+		WakeWorkerBy(now + static_cast<TimestampTz>(lease_seconds * USECS_PER_SEC)); // lease expiry
 	return Datum(0);
 }
 

@@ -1,13 +1,16 @@
 // The extension module: magic block, load-time setup and the uuidv7() SQL function.
 #include "belay/guard.hpp"
 #include "belay/uuid7.hpp"
+#include "belay/worker.hpp"
 
 extern "C" {
 PG_MODULE_MAGIC;
 
 void _PG_init(void);
 void _PG_init(void) {
-	MarkGUCPrefixReserved("belay");
+	if (IsBinaryUpgrade)
+		return;
+	belay::InitBackgroundWorker();
 }
 }
 

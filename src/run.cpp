@@ -2,13 +2,10 @@
 // running under this run_id and its lease has not expired); otherwise ThrowNotLive.
 #include "belay/args.hpp"
 #include "belay/fencing.hpp"
-#include "belay/notify.hpp"
-#include "belay/random.hpp"
-#include "belay/retry_policy.hpp"
+#include "belay/lifecycle.hpp"
 #include "belay/spi.hpp"
 #include "belay/validation.hpp"
 
-#include <cmath>
 
 namespace belay {
 namespace {
@@ -24,15 +21,26 @@ Datum Complete(FunctionCallInfo fcinfo) {
 	std::optional<Datum> result = args.OptJson(1);
 	TimestampTz now = Now();
 
-	// The task row and the run's history row in one statement.
-	static spi::Statement complete(
+	// The task row and the run's history row in one statement. Only for tasks without a
+	// parent: a child's parent must be locked first (lifecycle.hpp), so children take the
+	// slower path below.
+	static spi::Statement complete_root(
 	    "WITH done AS ("
-	    " UPDATE belay.tasks t SET state = 'completed', result = $3, finished_at = $2, run_id = NULL, "
+	    " UPDATE belay.tasks t SET state = 'completed', result = $3, error = NULL, finished_at = $2, run_id = NULL, "
 	    "  lease_expires_at = NULL "
-	    " WHERE " BELAY_LIVE_RUN " RETURNING t.task_id, t.attempt, t.worker, t.run_started_at) "
+	    " WHERE " BELAY_LIVE_RUN " AND t.parent_task_id IS NULL "
+	    " RETURNING t.task_id, t.attempt, t.worker, t.run_started_at) "
 	    "INSERT INTO belay.runs (run_id, task_id, attempt, worker, started_at, ended_at, outcome) "
 	    "SELECT $1, task_id, attempt, worker, run_started_at, $2, 'completed' FROM done",
 	    {UUIDOID, TIMESTAMPTZOID, JSONBOID});
+	static spi::Statement complete_locked(
+	    "WITH done AS ("
+	    " UPDATE belay.tasks t SET state = 'completed', result = $3, error = NULL, finished_at = $2, run_id = NULL, "
+	    "  lease_expires_at = NULL "
+	    " WHERE t.task_id OPERATOR(pg_catalog.=) $1 RETURNING t.task_id) "
+	    "INSERT INTO belay.runs (run_id, task_id, attempt, worker, started_at, ended_at, outcome) "
+	    "SELECT $4, task_id, $5, $6, $7, $2, 'completed' FROM done",
+	    {UUIDOID, TIMESTAMPTZOID, JSONBOID, UUIDOID, INT4OID, TEXTOID, TIMESTAMPTZOID});
 
 	spi::Connection spi;
 	spi::Params params;
@@ -41,8 +49,19 @@ Datum Complete(FunctionCallInfo fcinfo) {
 		params.Add(*result);
 	else
 		params.Null();
-	if (complete.Run(params) != 1)
-		ThrowNotLive(run_id, now);
+	if (complete_root.Run(params) == 1)
+		PG_RETURN_VOID();
+
+	LockedRun run = LockLiveRun(run_id, now, true); // raises if the run is not live
+	spi::Params locked;
+	locked.Add(run.task_id).Timestamptz(now);
+	if (result)
+		locked.Add(*result);
+	else
+		locked.Null();
+	locked.Add(run.run_id).Int4(run.attempt).Text(run.worker).Add(run.run_started_at);
+	complete_locked.Run(locked);
+	WakeJoiners(run.task_id, now);
 	PG_RETURN_VOID();
 }
 
@@ -54,60 +73,14 @@ Datum Fail(FunctionCallInfo fcinfo) {
 	bool final = args.Bool(3, "final");
 	TimestampTz now = Now();
 
-	static spi::Statement lock(
-	    "SELECT t.task_id, t.attempt, t.max_attempts, t.retry_policy::text, t.queue, t.worker, t.run_started_at "
-	    "FROM belay.tasks t WHERE " BELAY_LIVE_RUN " FOR UPDATE",
-	    {UUIDOID, TIMESTAMPTZOID});
-	static spi::Statement end(
-	    "WITH ended AS ("
-	    " UPDATE belay.tasks SET state = $4, attempt = $5, available_at = $6, error = $7, finished_at = $8, "
-	    "  run_id = NULL, lease_expires_at = NULL "
-	    " WHERE task_id OPERATOR(pg_catalog.=) $3 RETURNING task_id) "
-	    "INSERT INTO belay.runs (run_id, task_id, attempt, worker, started_at, ended_at, outcome, error) "
-	    "SELECT $1, task_id, $9, $10, $11, $2, 'failed', $7 FROM ended",
-	    {UUIDOID, TIMESTAMPTZOID, UUIDOID, TEXTOID, INT4OID, TIMESTAMPTZOID, JSONBOID, TIMESTAMPTZOID, INT4OID,
-	     TEXTOID, TIMESTAMPTZOID});
-
-	spi::Connection spi;
-	spi::Params params;
-	params.Add(run_id).Timestamptz(now);
-	if (lock.Run(params) != 1)
-		ThrowNotLive(run_id, now);
-	Datum task_id = spi::Value(0, 0);
-	int attempt = spi::Int4Value(0, 1);
-	int max_attempts = spi::Int4Value(0, 2);
-	std::optional<std::string> policy_json = spi::OptTextValue(0, 3);
-	std::string queue = spi::TextValue(0, 4);
-	std::string worker = spi::TextValue(0, 5);
-	Datum run_started_at = spi::Value(0, 6);
-
-	RetryPolicy policy;
-	if (policy_json)
-		policy = RetryPolicy::FromJson(nlohmann::json::parse(*policy_json), "retry policy");
-
-	bool retried = !final && attempt < max_attempts;
-	std::string state = "failed";
-	TimestampTz available_at = now;
-	if (retried) {
-		available_at = retry_at ? *retry_at
-		                        : now + static_cast<TimestampTz>(std::llround(
-		                                    policy.DelaySeconds(attempt, RandomUnit()) * USECS_PER_SEC));
-		state = available_at > now ? "scheduled" : "pending";
+	std::string state;
+	{
+		spi::Connection spi;
+		LockedRun run = LockLiveRun(run_id, now, true);
+		state = FailRun(run, error, retry_at, final, "failed", now);
 	}
-
-	spi::Params update;
-	update.Add(run_id).Timestamptz(now).Add(task_id).Text(state).Int4(retried ? attempt + 1 : attempt);
-	update.Timestamptz(available_at).Add(error);
-	if (retried)
-		update.Null();
-	else
-		update.Timestamptz(now);
-	update.Int4(attempt).Text(worker).Add(run_started_at);
-	end.Run(update);
-
-	if (state == "pending")
-		NotifyQueue(queue);
-	return TextDatum(retried ? "pending" : "failed");
+	// After SPI_finish: a text made inside the connection would be freed with it.
+	return TextDatum(state);
 }
 
 Datum Heartbeat(FunctionCallInfo fcinfo) {

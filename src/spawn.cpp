@@ -8,6 +8,7 @@
 #include "belay/spi.hpp"
 #include "belay/uuid7.hpp"
 #include "belay/validation.hpp"
+#include "belay/worker.hpp"
 
 #include <cmath>
 
@@ -15,16 +16,17 @@ namespace belay {
 
 // The queue's policy fills what the options leave out: one statement, no extra lookup.
 // An unknown queue inserts nothing, and the caller tells why.
+#define BELAY_MAX_DELAY "coalesce($12, (q.policy OPERATOR(pg_catalog.#>>) '{cancellation,max_delay_seconds}')::float8)"
 #define BELAY_TASK_DEFAULTS                                                                        \
 	"coalesce($8, (q.policy OPERATOR(pg_catalog.->>) 'max_attempts')::integer, 5), "              \
 	"coalesce($9::jsonb, q.policy OPERATOR(pg_catalog.->) 'retry'), "                             \
-	"$10, $11, "                                                                                   \
-	"coalesce($12, (q.policy OPERATOR(pg_catalog.#>>) '{cancellation,max_delay_seconds}')::float8), " \
-	"coalesce($13, (q.policy OPERATOR(pg_catalog.#>>) '{cancellation,max_duration_seconds}')::float8), "
+	"$10, $11, " BELAY_MAX_DELAY ", "                                                              \
+	"coalesce($13, (q.policy OPERATOR(pg_catalog.#>>) '{cancellation,max_duration_seconds}')::float8), " \
+	"$14 OPERATOR(pg_catalog.+) pg_catalog.make_interval(secs => " BELAY_MAX_DELAY "), "
 
 #define BELAY_TASK_COLUMNS                                                                         \
 	"(task_id, queue, task_name, params, headers, state, priority, max_attempts, retry_policy, "   \
-	"available_at, idempotency_key, max_delay_seconds, max_duration_seconds, created_at, "         \
+	"available_at, idempotency_key, max_delay_seconds, max_duration_seconds, cancel_at, created_at, " \
 	"parent_task_id, parent_step) "
 
 namespace {
@@ -73,7 +75,7 @@ SpawnedTask InsertTask(const NewTask &task, TimestampTz now) {
 	    "$14, $15, $16 "
 	    "FROM belay.queues q WHERE q.queue OPERATOR(pg_catalog.=) $2 "
 	    "ON CONFLICT (queue, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING "
-	    "RETURNING t.task_id",
+	    "RETURNING t.task_id, t.cancel_at",
 	    {UUIDOID, TEXTOID, TEXTOID, JSONBOID, TEXTOID, TEXTOID, INT4OID, INT4OID, TEXTOID, TIMESTAMPTZOID, TEXTOID,
 	     FLOAT8OID, FLOAT8OID, TIMESTAMPTZOID, UUIDOID, TEXTOID});
 	static spi::Statement existing(
@@ -97,6 +99,12 @@ SpawnedTask InsertTask(const NewTask &task, TimestampTz now) {
 		SpawnedTask spawned{spi::Value(0, 0), true};
 		if (available_at <= now)
 			NotifyQueue(task.queue);
+		else
+			WakeWorkerBy(available_at);
+		bool no_deadline = true;
+		Datum cancel_at = spi::Value(0, 1, &no_deadline);
+		if (!no_deadline)
+			WakeWorkerBy(DatumGetTimestampTz(cancel_at));
 		return spawned;
 	}
 	if (task.options.idempotency_key) {
@@ -180,8 +188,8 @@ Datum SpawnMany(FunctionCallInfo fcinfo) {
 	    BELAY_TASK_DEFAULTS "$14, NULL, NULL "
 	    " FROM belay.queues q, pg_catalog.jsonb_array_elements($4) WITH ORDINALITY AS e(value, n) "
 	    " WHERE q.queue OPERATOR(pg_catalog.=) $2 ORDER BY e.n "
-	    " RETURNING t.task_id) "
-	    "SELECT task_id, true FROM inserted ORDER BY task_id",
+	    " RETURNING t.task_id, t.cancel_at) "
+	    "SELECT task_id, true, (SELECT pg_catalog.min(cancel_at) FROM inserted) FROM inserted ORDER BY task_id",
 	    {INT4OID, TEXTOID, TEXTOID, JSONBOID, TEXTOID, TEXTOID, INT4OID, INT4OID, TEXTOID, TIMESTAMPTZOID, TEXTOID,
 	     FLOAT8OID, FLOAT8OID, TIMESTAMPTZOID});
 
@@ -194,9 +202,19 @@ Datum SpawnMany(FunctionCallInfo fcinfo) {
 	uint64 inserted = insert.Run(params);
 	if (inserted == 0)
 		RequireQueue(queue); // an empty array is fine; an unknown queue is not
-	result.AddAllSpiRows(inserted);
+	bool no_deadline = true;
+	Datum first_deadline = inserted > 0 ? spi::Value(0, 2, &no_deadline) : 0;
+	for (uint64 row = 0; row < inserted; ++row) {
+		Datum values[2] = {spi::Value(row, 0), spi::Value(row, 1)};
+		bool nulls[2] = {false, false};
+		result.Add(values, nulls);
+	}
 	if (inserted > 0 && available_at <= now)
 		NotifyQueue(queue);
+	else if (inserted > 0)
+		WakeWorkerBy(available_at);
+	if (!no_deadline)
+		WakeWorkerBy(DatumGetTimestampTz(first_deadline));
 	return Datum(0);
 }
 

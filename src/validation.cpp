@@ -24,7 +24,7 @@ void CheckName(const std::string &value, const std::string &argument) {
 	if (value.empty())
 		ThrowInvalid(argument + " must not be empty");
 	if (value.size() > kMaxName)
-		ThrowInvalid(argument + " must be at most 255 characters long");
+		ThrowInvalid(argument + " must be at most 255 bytes long");
 }
 
 void CheckQty(int qty) {

@@ -1,0 +1,16 @@
+// The background worker that keeps time, and how backends wake it early.
+#pragma once
+
+#include "belay/guard.hpp"
+
+namespace belay {
+
+// Registers the worker, its shared memory and GUCs (from _PG_init).
+void InitBackgroundWorker();
+
+// A transaction made something due at `due` (a delayed task, a sleep, a wait deadline,
+// a lease, a cancellation deadline). If that is sooner than the worker plans to wake,
+// it is woken when the transaction commits.
+void WakeWorkerBy(TimestampTz due);
+
+} // namespace belay

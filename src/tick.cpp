@@ -1,0 +1,163 @@
+// belay.tick(now, batch_size): one round of the background worker. A SQL function so the
+// worker runs it like any caller would, and tests can drive it with a fixed clock.
+#include "belay/args.hpp"
+#include "belay/lifecycle.hpp"
+#include "belay/notify.hpp"
+#include "belay/result_set.hpp"
+#include "belay/spi.hpp"
+#include "belay/states.hpp"
+
+#include <set>
+#include <vector>
+
+namespace belay {
+namespace {
+
+std::vector<Datum> CopyColumn(uint64 rows, int column) {
+	std::vector<Datum> out;
+	for (uint64 row = 0; row < rows; ++row)
+		out.push_back(spi::Value(row, column));
+	return out;
+}
+
+void NotifyEach(uint64 rows) {
+	std::set<std::string> queues;
+	for (uint64 row = 0; row < rows; ++row)
+		queues.insert(spi::TextValue(row, 0));
+	for (const std::string &queue : queues)
+		NotifyQueue(queue);
+}
+
+// Cancellation deadlines first, while this transaction holds no row lock: cancelling a
+// tree waits for its rows in the global order (lifecycle.hpp).
+int CancelDue(TimestampTz now, int batch) {
+	static spi::Statement due(
+	    "SELECT pg_catalog.array_agg(task_id) FROM ("
+	    " SELECT task_id FROM belay.tasks WHERE cancel_at OPERATOR(pg_catalog.<=) $1"
+	    " AND state NOT IN " BELAY_TERMINAL_STATES " AND (first_started_at IS NULL) OPERATOR(pg_catalog.=) $3"
+	    " ORDER BY cancel_at LIMIT $2) d",
+	    {TIMESTAMPTZOID, INT4OID, BOOLOID});
+	int cancelled = 0;
+	for (bool not_started : {true, false}) {
+		spi::Params params;
+		params.Timestamptz(now).Int4(batch).Bool(not_started);
+		due.Run(params);
+		bool none = true;
+		Datum roots = spi::Value(0, 0, &none);
+		if (none)
+			continue;
+		std::string reason = not_started ? R"({"kind": "cancelled", "reason": "max_delay_seconds"})"
+		                                 : R"({"kind": "cancelled", "reason": "max_duration_seconds"})";
+		cancelled += CancelTrees(roots, now, reason);
+	}
+	return cancelled;
+}
+
+int WakeDue(TimestampTz now, int batch) {
+	static spi::Statement wake(
+	    "UPDATE belay.tasks t SET state = 'pending' "
+	    "FROM (SELECT task_id FROM belay.tasks WHERE state IN ('scheduled', 'sleeping') "
+	    "      AND available_at OPERATOR(pg_catalog.<=) $1 ORDER BY available_at LIMIT $2 "
+	    "      FOR UPDATE SKIP LOCKED) due "
+	    "WHERE t.task_id OPERATOR(pg_catalog.=) due.task_id RETURNING t.queue",
+	    {TIMESTAMPTZOID, INT4OID});
+	spi::Params params;
+	params.Timestamptz(now).Int4(batch);
+	uint64 woken = wake.Run(params);
+	NotifyEach(woken);
+	return static_cast<int>(woken);
+}
+
+int TimeOutWaits(TimestampTz now, int batch) {
+	static spi::Statement timeout(
+	    "WITH due AS ("
+	    " SELECT w.task_id FROM belay.waits w JOIN belay.tasks t ON t.task_id OPERATOR(pg_catalog.=) w.task_id"
+	    " WHERE w.deadline OPERATOR(pg_catalog.<=) $1 AND t.state = 'waiting'"
+	    " ORDER BY w.deadline LIMIT $2 FOR UPDATE OF t SKIP LOCKED), "
+	    "settled AS ("
+	    " DELETE FROM belay.waits w USING due WHERE w.task_id OPERATOR(pg_catalog.=) due.task_id"
+	    " RETURNING w.task_id, w.step, w.run_id, w.event IS NOT NULL AS is_event), "
+	    "steps AS ("
+	    " INSERT INTO belay.checkpoints (task_id, step, value, run_id, updated_at)"
+	    " SELECT task_id, step, CASE WHEN is_event"
+	    "   THEN '{\"payload\": null, \"timed_out\": true}'::jsonb"
+	    "   ELSE '{\"state\": null, \"result\": null, \"error\": {\"kind\": \"timed_out\"}, \"timed_out\": true}'::jsonb"
+	    "   END, run_id, $1"
+	    " FROM settled ON CONFLICT (task_id, step) DO NOTHING) "
+	    "UPDATE belay.tasks t SET state = 'pending', available_at = $1 FROM settled s "
+	    "WHERE t.task_id OPERATOR(pg_catalog.=) s.task_id RETURNING t.queue",
+	    {TIMESTAMPTZOID, INT4OID});
+	spi::Params params;
+	params.Timestamptz(now).Int4(batch);
+	uint64 timed_out = timeout.Run(params);
+	NotifyEach(timed_out);
+	return static_cast<int>(timed_out);
+}
+
+int ReclaimLeases(TimestampTz now, int batch) {
+	static spi::Statement expired("SELECT task_id FROM belay.tasks WHERE state = 'running' "
+	                              "AND lease_expires_at OPERATOR(pg_catalog.<=) $1 "
+	                              "ORDER BY lease_expires_at LIMIT $2",
+	                              {TIMESTAMPTZOID, INT4OID});
+	static spi::Statement error("SELECT pg_catalog.jsonb_build_object('kind', 'lease_expired', 'worker', $1::text, "
+	                            "'lease_expired_at', $2::timestamptz)",
+	                            {TEXTOID, TIMESTAMPTZOID});
+	static spi::Statement lease_of("SELECT lease_expires_at FROM belay.tasks WHERE task_id OPERATOR(pg_catalog.=) $1",
+	                               {UUIDOID});
+	spi::Params params;
+	params.Timestamptz(now).Int4(batch);
+	std::vector<Datum> candidates = CopyColumn(expired.Run(params), 0);
+	int reclaimed = 0;
+	for (Datum task_id : candidates) {
+		LockedRun run;
+		if (!LockExpiredRun(task_id, now, &run))
+			continue; // held by someone else: the next tick tries again
+		spi::Params by_task;
+		by_task.Add(task_id);
+		lease_of.Run(by_task);
+		spi::Params error_params;
+		error_params.Text(run.worker).Add(spi::Value(0, 0));
+		error.Run(error_params);
+		FailRun(run, spi::Value(0, 0), std::nullopt, false, "lease_expired", now);
+		++reclaimed;
+	}
+	return reclaimed;
+}
+
+Datum Tick(FunctionCallInfo fcinfo) {
+	Arguments args(fcinfo);
+	TimestampTz now = args.Timestamptz(0, "now");
+	int batch = args.Int4(1, "batch_size");
+	if (batch < 1 || batch > 100000)
+		ThrowInvalid("batch_size must be between 1 and 100000");
+
+	static spi::Statement next_due(
+	    "SELECT LEAST("
+	    " (SELECT pg_catalog.min(available_at) FROM belay.tasks WHERE state IN ('scheduled', 'sleeping')),"
+	    " (SELECT pg_catalog.min(deadline) FROM belay.waits WHERE deadline IS NOT NULL),"
+	    " (SELECT pg_catalog.min(lease_expires_at) FROM belay.tasks WHERE state = 'running'),"
+	    " (SELECT pg_catalog.min(cancel_at) FROM belay.tasks WHERE cancel_at IS NOT NULL"
+	    "   AND state NOT IN " BELAY_TERMINAL_STATES "))",
+	    {});
+
+	ResultSet result(fcinfo);
+	spi::Connection spi;
+	int cancelled = CancelDue(now, batch);
+	int woken = WakeDue(now, batch);
+	int timed_out = TimeOutWaits(now, batch);
+	int reclaimed = ReclaimLeases(now, batch);
+	spi::Params none;
+	next_due.Run(none);
+	bool no_due = true;
+	Datum due = spi::Value(0, 0, &no_due);
+	Datum values[5] = {Int32GetDatum(woken), Int32GetDatum(timed_out), Int32GetDatum(reclaimed),
+	                   Int32GetDatum(cancelled), due};
+	bool nulls[5] = {false, false, false, false, no_due};
+	result.Add(values, nulls);
+	return Datum(0);
+}
+
+} // namespace
+} // namespace belay
+
+BELAY_FUNCTION(belay_tick, belay::Tick)
