@@ -241,7 +241,7 @@ COMMENT ON FUNCTION belay.task(uuid) IS 'one task; no row if there is none';
 CREATE FUNCTION belay.cleanup(queue text DEFAULT NULL, older_than interval DEFAULT '7 days') RETURNS bigint
 	LANGUAGE c VOLATILE CALLED ON NULL INPUT SET search_path = pg_catalog, pg_temp
 	AS 'MODULE_PATHNAME', 'belay_cleanup';
-COMMENT ON FUNCTION belay.cleanup(text, interval) IS 'deletes terminal tasks finished before now() - older_than, with their runs and checkpoints';
+COMMENT ON FUNCTION belay.cleanup(text, interval) IS 'deletes terminal tasks finished more than older_than ago (by the clock), with their runs, checkpoints and waits';
 
 CREATE FUNCTION belay.sleep(run_id uuid, step text, wake_at timestamptz) RETURNS boolean
 	LANGUAGE c VOLATILE CALLED ON NULL INPUT SET search_path = pg_catalog, pg_temp

@@ -35,14 +35,12 @@ Datum Cleanup(FunctionCallInfo fcinfo) {
 	Datum older_than = args.Raw(1);
 	TimestampTz now = Now();
 	TimestampTz cutoff = 0;
-	bool negative = false;
 	PgGuard([&] {
-		Interval *interval = DatumGetIntervalP(older_than);
-		negative = interval->time < 0 || interval->day < 0 || interval->month < 0;
 		cutoff = DatumGetTimestampTz(
 		    DirectFunctionCall2(timestamptz_mi_interval, TimestampTzGetDatum(now), older_than));
 	});
-	if (negative)
+	// Judged as a whole: '1 day -1 hour' is a positive interval.
+	if (cutoff > now)
 		ThrowInvalid("older_than must not be negative");
 
 	// Runs and checkpoints go with their task (ON DELETE CASCADE).
