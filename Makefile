@@ -11,7 +11,7 @@ OBJS       = $(patsubst %.cpp,%.o,$(sort $(wildcard src/*.cpp src/pg/*.cpp)))
 DATA       = $(wildcard sql/belay--*.sql)
 
 REGRESS      = $(patsubst test/sql/%.sql,%,$(sort $(wildcard test/sql/*.sql)))
-REGRESS_OPTS = --inputdir=test --outputdir=. --dbname=belay_regress
+REGRESS_OPTS = --inputdir=test --outputdir=.
 
 PG_CPPFLAGS += -Iinclude -isystem $(shell $(PG_CONFIG) --includedir-server 2>/dev/null)
 PG_CXXFLAGS += -std=c++17 -Wall -Wextra -Wno-register -Wno-missing-field-initializers -Werror

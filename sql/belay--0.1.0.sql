@@ -44,6 +44,7 @@ CREATE TABLE belay.tasks (
 	max_delay_seconds    double precision,   -- cancellation policy
 	max_duration_seconds double precision,
 	cancel_at            timestamptz,        -- when the cancellation policy cancels it
+	watched              boolean NOT NULL DEFAULT false, -- NOTIFY belay_finished when it ends
 	result               jsonb,
 	error                jsonb,
 	created_at           timestamptz NOT NULL,
@@ -61,12 +62,9 @@ CREATE INDEX tasks_claim_idx ON belay.tasks (queue, priority DESC, available_at,
 	WHERE state = 'pending';
 
 -- Delayed and sleeping tasks by due time: claim() and the background worker make the
--- due ones pending with one probe into this index.
+-- due ones pending with one probe into this index per queue. (No second index by due time
+-- alone: the claim's probe would be planned onto it and read other queues' due tasks.)
 CREATE INDEX tasks_due_idx ON belay.tasks (queue, available_at)
-	WHERE state IN ('scheduled', 'sleeping');
-
--- The same tasks across queues: the background worker wakes due ones in time order.
-CREATE INDEX tasks_wake_idx ON belay.tasks (available_at)
 	WHERE state IN ('scheduled', 'sleeping');
 
 -- Cancellation deadlines (max_delay_seconds before the first start, max_duration_seconds
@@ -229,6 +227,11 @@ CREATE FUNCTION belay.retry(task_id uuid) RETURNS void
 	LANGUAGE c VOLATILE CALLED ON NULL INPUT SET search_path = pg_catalog, pg_temp
 	AS 'MODULE_PATHNAME', 'belay_retry';
 COMMENT ON FUNCTION belay.retry(uuid) IS 'puts a failed or cancelled task back to pending with one more attempt';
+
+CREATE FUNCTION belay.watch(task_id uuid) RETURNS text
+	LANGUAGE c VOLATILE CALLED ON NULL INPUT SET search_path = pg_catalog, pg_temp
+	AS 'MODULE_PATHNAME', 'belay_watch';
+COMMENT ON FUNCTION belay.watch(uuid) IS 'asks for NOTIFY belay_finished, ''<task_id>'' when the task ends; returns its state now';
 
 CREATE FUNCTION belay.task(task_id uuid)
 	RETURNS TABLE (task_id uuid, queue text, task_name text, state text, attempt integer, max_attempts integer,

@@ -67,8 +67,27 @@ Datum Retry(FunctionCallInfo fcinfo) {
 	            "Only a failed or cancelled task can be retried.");
 }
 
+Datum Watch(FunctionCallInfo fcinfo) {
+	Arguments args(fcinfo);
+	Datum task_id = args.Uuid(0, "task_id");
+	static spi::Statement watch("UPDATE belay.tasks SET watched = true WHERE task_id OPERATOR(pg_catalog.=) $1 "
+	                            "RETURNING " BELAY_PUBLIC_STATE("state"),
+	                            {UUIDOID});
+	std::string state;
+	{
+		spi::Connection spi;
+		spi::Params params;
+		params.Add(task_id);
+		if (watch.Run(params) == 0)
+			ThrowNoTask(task_id);
+		state = spi::TextValue(0, 0);
+	}
+	return TextDatum(state);
+}
+
 } // namespace
 } // namespace belay
 
+BELAY_FUNCTION(belay_watch, belay::Watch)
 BELAY_FUNCTION(belay_cancel, belay::Cancel)
 BELAY_FUNCTION(belay_retry, belay::Retry)

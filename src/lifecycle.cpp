@@ -18,7 +18,7 @@ namespace {
 
 #define BELAY_RUN_COLUMNS                                                                          \
 	"t.task_id, t.run_id, t.attempt, t.max_attempts, t.retry_policy::text, t.queue, t.worker, "   \
-	"t.run_started_at, t.parent_task_id "
+	"t.run_started_at, t.parent_task_id, t.watched "
 
 LockedRun ReadRun() {
 	LockedRun run;
@@ -33,6 +33,7 @@ LockedRun ReadRun() {
 	bool null = false;
 	Datum parent = spi::Value(0, 8, &null);
 	run.parent_task_id = null ? 0 : parent;
+	run.watched = spi::BoolValue(0, 9);
 	return run;
 }
 
@@ -42,6 +43,13 @@ void NotifyQueues(uint64 rows, int column) {
 }
 
 } // namespace
+
+void FinishedForGood(const LockedRun &run, TimestampTz now) {
+	if (run.watched)
+		NotifyFinished(run.task_id);
+	if (run.parent_task_id)
+		WakeJoiners(run.task_id, now);
+}
 
 LockedRun LockLiveRun(Datum run_id, TimestampTz now, bool lock_parent) {
 	static spi::Statement parent_of("SELECT parent_task_id FROM belay.tasks "
@@ -134,8 +142,8 @@ std::string FailRun(const LockedRun &run, Datum error, std::optional<TimestampTz
 		NotifyQueue(run.queue);
 	else if (state == "scheduled")
 		WakeWorkerBy(available_at);
-	else if (run.parent_task_id)
-		WakeJoiners(run.task_id, now);
+	else
+		FinishedForGood(run, now);
 	return retried ? "pending" : "failed";
 }
 
@@ -202,14 +210,14 @@ int CancelTrees(Datum root_ids, TimestampTz now, const std::optional<std::string
 	    "cancelled AS ("
 	    " UPDATE belay.tasks t SET state = 'cancelled', finished_at = $2, run_id = NULL, lease_expires_at = NULL,"
 	    "  error = $3::jsonb"
-	    " FROM victims v WHERE t.task_id OPERATOR(pg_catalog.=) v.task_id RETURNING t.task_id), "
+	    " FROM victims v WHERE t.task_id OPERATOR(pg_catalog.=) v.task_id RETURNING t.task_id, t.watched), "
 	    "dropped_waits AS ("
 	    " DELETE FROM belay.waits w USING cancelled c WHERE w.task_id OPERATOR(pg_catalog.=) c.task_id), "
 	    "ended_runs AS ("
 	    " INSERT INTO belay.runs (run_id, task_id, attempt, worker, started_at, ended_at, outcome)"
 	    " SELECT v.run_id, v.task_id, v.attempt, v.worker, v.run_started_at, $2, 'cancelled'"
 	    " FROM victims v WHERE v.state = 'running' AND v.run_id IS NOT NULL) "
-	    "SELECT c.task_id FROM cancelled c",
+	    "SELECT c.task_id, c.watched FROM cancelled c",
 	    {UUIDARRAYOID, TIMESTAMPTZOID, TEXTOID});
 	int total = 0;
 	for (int pass = 0; pass < 100; ++pass) {
@@ -221,8 +229,11 @@ int CancelTrees(Datum root_ids, TimestampTz now, const std::optional<std::string
 		total += static_cast<int>(cancelled);
 		// The cancelled tasks' parents that join them wake up with state 'cancelled'.
 		std::vector<Datum> ids;
-		for (uint64 row = 0; row < cancelled; ++row)
+		for (uint64 row = 0; row < cancelled; ++row) {
 			ids.push_back(spi::Value(row, 0));
+			if (spi::BoolValue(row, 1))
+				NotifyFinished(ids.back());
+		}
 		for (Datum id : ids)
 			WakeJoiners(id, now);
 	}

@@ -29,16 +29,13 @@ Cancellation Cancellation::FromJson(const nlohmann::json &object, const std::str
 	Cancellation out;
 	for (const auto &[key, value] : object.items()) {
 		std::string name = where + "." + key;
-		if (key == "max_delay_seconds") {
-			out.max_delay_seconds = JsonNumber(value, name, 0, kMaxSeconds);
-		} else if (key == "max_duration_seconds") {
-			out.max_duration_seconds = JsonNumber(value, name, 0, kMaxSeconds);
-		} else {
+		if (key != "max_delay_seconds" && key != "max_duration_seconds")
 			ThrowInvalid("unknown key \"" + key + "\" in " + where,
 			             "Valid keys are max_delay_seconds and max_duration_seconds.");
-		}
-		if (value.get<double>() <= 0)
+		if (value.is_number() && value.get<double>() <= 0)
 			ThrowInvalid(name + " must be greater than 0");
+		double seconds = JsonNumber(value, name, 0, kMaxSeconds);
+		(key == "max_delay_seconds" ? out.max_delay_seconds : out.max_duration_seconds) = seconds;
 	}
 	return out;
 }

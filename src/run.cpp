@@ -3,6 +3,7 @@
 #include "belay/args.hpp"
 #include "belay/fencing.hpp"
 #include "belay/lifecycle.hpp"
+#include "belay/notify.hpp"
 #include "belay/spi.hpp"
 #include "belay/validation.hpp"
 
@@ -29,9 +30,11 @@ Datum Complete(FunctionCallInfo fcinfo) {
 	    " UPDATE belay.tasks t SET state = 'completed', result = $3, error = NULL, finished_at = $2, run_id = NULL, "
 	    "  lease_expires_at = NULL "
 	    " WHERE " BELAY_LIVE_RUN " AND t.parent_task_id IS NULL "
-	    " RETURNING t.task_id, t.attempt, t.worker, t.run_started_at) "
-	    "INSERT INTO belay.runs (run_id, task_id, attempt, worker, started_at, ended_at, outcome) "
-	    "SELECT $1, task_id, attempt, worker, run_started_at, $2, 'completed' FROM done",
+	    " RETURNING t.task_id, t.attempt, t.worker, t.run_started_at, t.watched), "
+	    "ended AS ("
+	    " INSERT INTO belay.runs (run_id, task_id, attempt, worker, started_at, ended_at, outcome) "
+	    " SELECT $1, task_id, attempt, worker, run_started_at, $2, 'completed' FROM done) "
+	    "SELECT task_id, watched FROM done",
 	    {UUIDOID, TIMESTAMPTZOID, JSONBOID});
 	static spi::Statement complete_locked(
 	    "WITH done AS ("
@@ -49,8 +52,11 @@ Datum Complete(FunctionCallInfo fcinfo) {
 		params.Add(*result);
 	else
 		params.Null();
-	if (complete_root.Run(params) == 1)
+	if (complete_root.Run(params) == 1) {
+		if (spi::BoolValue(0, 1))
+			NotifyFinished(spi::Value(0, 0));
 		PG_RETURN_VOID();
+	}
 
 	LockedRun run = LockLiveRun(run_id, now, true); // raises if the run is not live
 	spi::Params locked;
@@ -61,7 +67,7 @@ Datum Complete(FunctionCallInfo fcinfo) {
 		locked.Null();
 	locked.Add(run.run_id).Int4(run.attempt).Text(run.worker).Add(run.run_started_at);
 	complete_locked.Run(locked);
-	WakeJoiners(run.task_id, now);
+	FinishedForGood(run, now);
 	PG_RETURN_VOID();
 }
 
@@ -69,7 +75,7 @@ Datum Fail(FunctionCallInfo fcinfo) {
 	Arguments args(fcinfo);
 	Datum run_id = args.Uuid(0, "run_id");
 	Datum error = args.Json(1, "error", JsonShape::Any);
-	std::optional<TimestampTz> retry_at = args.OptTimestamptz(2);
+	std::optional<TimestampTz> retry_at = args.OptTimestamptz(2, "retry_at");
 	bool final = args.Bool(3, "final");
 	TimestampTz now = Now();
 

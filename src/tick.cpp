@@ -54,11 +54,13 @@ int CancelDue(TimestampTz now, int batch) {
 }
 
 int WakeDue(TimestampTz now, int batch) {
+	// Queue by queue through tasks_due_idx: a probe per queue when nothing is due.
 	static spi::Statement wake(
 	    "UPDATE belay.tasks t SET state = 'pending' "
-	    "FROM (SELECT task_id FROM belay.tasks WHERE state IN ('scheduled', 'sleeping') "
-	    "      AND available_at OPERATOR(pg_catalog.<=) $1 ORDER BY available_at LIMIT $2 "
-	    "      FOR UPDATE SKIP LOCKED) due "
+	    "FROM (SELECT d.task_id FROM belay.queues q, LATERAL ("
+	    "       SELECT task_id FROM belay.tasks WHERE queue OPERATOR(pg_catalog.=) q.queue"
+	    "       AND state IN ('scheduled', 'sleeping') AND available_at OPERATOR(pg_catalog.<=) $1"
+	    "       ORDER BY available_at LIMIT $2 FOR UPDATE SKIP LOCKED) d LIMIT $2) due "
 	    "WHERE t.task_id OPERATOR(pg_catalog.=) due.task_id RETURNING t.queue",
 	    {TIMESTAMPTZOID, INT4OID});
 	spi::Params params;
@@ -133,7 +135,8 @@ Datum Tick(FunctionCallInfo fcinfo) {
 
 	static spi::Statement next_due(
 	    "SELECT LEAST("
-	    " (SELECT pg_catalog.min(available_at) FROM belay.tasks WHERE state IN ('scheduled', 'sleeping')),"
+	    " (SELECT pg_catalog.min(d.due) FROM belay.queues q, LATERAL (SELECT pg_catalog.min(available_at) AS due"
+	    "   FROM belay.tasks WHERE queue OPERATOR(pg_catalog.=) q.queue AND state IN ('scheduled', 'sleeping')) d),"
 	    " (SELECT pg_catalog.min(deadline) FROM belay.waits WHERE deadline IS NOT NULL),"
 	    " (SELECT pg_catalog.min(lease_expires_at) FROM belay.tasks WHERE state = 'running'),"
 	    " (SELECT pg_catalog.min(cancel_at) FROM belay.tasks WHERE cancel_at IS NOT NULL"

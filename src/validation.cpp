@@ -4,6 +4,7 @@
 #include "belay/errors.hpp"
 
 #include <cmath>
+#include <cstdio>
 
 namespace belay {
 
@@ -42,12 +43,21 @@ void CheckTimeoutSeconds(double seconds, const std::string &argument) {
 		ThrowInvalid(argument + " must be between 0 and ten years");
 }
 
+namespace {
+// 300 rather than 300.0 in messages.
+std::string FormatNumber(double value) {
+	char text[32];
+	snprintf(text, sizeof text, "%.15g", value);
+	return text;
+}
+} // namespace
+
 double JsonNumber(const nlohmann::json &value, const std::string &name, double min, double max) {
 	if (!value.is_number())
 		ThrowInvalid(name + " must be a number");
 	double number = value.get<double>();
 	if (!std::isfinite(number) || number < min || number > max)
-		ThrowInvalid(name + " must be between " + nlohmann::json(min).dump() + " and " + nlohmann::json(max).dump());
+		ThrowInvalid(name + " must be between " + FormatNumber(min) + " and " + FormatNumber(max));
 	return number;
 }
 

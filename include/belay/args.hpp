@@ -25,7 +25,7 @@ public:
 	int32 Int4(int index, const char *name) const;
 	bool Bool(int index, const char *name) const;
 	TimestampTz Timestamptz(int index, const char *name) const;
-	std::optional<TimestampTz> OptTimestamptz(int index) const;
+	std::optional<TimestampTz> OptTimestamptz(int index, const char *name) const;
 	// A numeric argument as a double; refuses NaN and infinities.
 	double Number(int index, const char *name) const;
 	std::optional<double> OptNumber(int index, const char *name) const;

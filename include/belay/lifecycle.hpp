@@ -30,6 +30,7 @@ struct LockedRun {
 	std::string worker;
 	Datum run_started_at;
 	Datum parent_task_id; // 0: none
+	bool watched;         // someone waits for NOTIFY belay_finished
 };
 
 // Locks the task of a live run (BL001/BL002 via ThrowNotLive if it is not live). With
@@ -49,6 +50,10 @@ std::string FailRun(const LockedRun &run, Datum error, std::optional<TimestampTz
 // Ends the run without ending the attempt: the task becomes `state` ('sleeping' until
 // available_at, or 'waiting').
 void SuspendRun(const LockedRun &run, const char *state, std::optional<TimestampTz> available_at, TimestampTz now);
+
+// The task of `run` has just completed or failed for good: notify its watchers and wake
+// the parents that join it.
+void FinishedForGood(const LockedRun &run, TimestampTz now);
 
 // A child reached a terminal state: settles the join steps waiting on it and makes those
 // parents pending. The parents must already be locked (they are: ancestors first).

@@ -49,10 +49,10 @@ TimestampTz Arguments::Timestamptz(int index, const char *name) const {
 	return value;
 }
 
-std::optional<TimestampTz> Arguments::OptTimestamptz(int index) const {
+std::optional<TimestampTz> Arguments::OptTimestamptz(int index, const char *name) const {
 	if (IsNull(index))
 		return std::nullopt;
-	return Timestamptz(index, "");
+	return Timestamptz(index, name);
 }
 
 double Arguments::Number(int index, const char *name) const {

@@ -1,7 +1,7 @@
 // Coalesced queue notifications.
 #include "belay/notify.hpp"
 
-#include "belay/guard.hpp"
+#include "belay/args.hpp"
 
 #include <set>
 
@@ -24,6 +24,11 @@ void NotifyQueue(const std::string &queue) {
 	if (!notified.insert(queue).second)
 		return;
 	PgGuard([&] { Async_Notify("belay", queue.c_str()); });
+}
+
+void NotifyFinished(Datum task_id) {
+	std::string id = UuidToString(task_id);
+	PgGuard([&] { Async_Notify("belay_finished", id.c_str()); });
 }
 
 } // namespace belay

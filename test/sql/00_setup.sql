@@ -1,0 +1,42 @@
+-- belay regression setup: install the extension and check what it provides.
+CREATE EXTENSION belay;
+
+SELECT extname, extversion, extrelocatable FROM pg_extension WHERE extname = 'belay';
+
+-- The SQL functions of belay 0.1.0, with their arguments.
+SELECT p.proname, pg_get_function_identity_arguments(p.oid) AS arguments
+FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+WHERE n.nspname = 'belay'
+ORDER BY p.proname, arguments;
+
+-- Every function but uuidv7() checks its arguments itself (not STRICT: a NULL gets an
+-- error naming it rather than a silent NULL result) and pins its search_path.
+SELECT p.proname, p.proisstrict, p.proconfig
+FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+WHERE n.nspname = 'belay' AND p.proname <> 'uuidv7'
+ORDER BY p.proname;
+
+-- The tables and the claim-path indexes.
+SELECT c.relname, c.relkind
+FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE n.nspname = 'belay'
+ORDER BY c.relname;
+
+-- Nothing is granted to PUBLIC.
+SELECT c.relname, has_table_privilege('public', c.oid, 'SELECT') AS public_select
+FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE n.nspname = 'belay' AND c.relkind = 'r'
+ORDER BY c.relname;
+
+-- Every function may be called by PUBLIC except tick(), the background worker's round.
+SELECT p.proname, pg_get_function_identity_arguments(p.oid) AS arguments
+FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+WHERE n.nspname = 'belay' AND NOT has_function_privilege('public', p.oid, 'EXECUTE')
+ORDER BY p.proname;
+
+-- uuidv7(): version 7, RFC variant, strictly increasing within a session.
+SELECT substr(u::text, 15, 1) AS version, substr(u::text, 20, 1) IN ('8', '9', 'a', 'b') AS rfc_variant
+FROM belay.uuidv7() AS u;
+SELECT a = (SELECT array_agg(x ORDER BY x) FROM unnest(a) AS x) AS increasing,
+       cardinality(a) = (SELECT count(DISTINCT x) FROM unnest(a) AS x) AS distinct_ids
+FROM (SELECT array_agg(belay.uuidv7()) AS a FROM generate_series(1, 1000)) AS s;
