@@ -28,13 +28,17 @@ include $(PGXS)
 # PGXS compiles LLVM bitcode without PG_CXXFLAGS; without this it would build as C++14.
 COMPILE.cxx.bc += $(PG_CXXFLAGS)
 override CXXFLAGS := $(filter-out -Wmissing-format-attribute,$(CXXFLAGS))
+
+include client/client.mk
+all: client
+install: install-client
 else
 all:
 	@echo "belay: PostgreSQL 15 server headers are missing; run 'make deps' (or 'make test')" >&2
 	@exit 1
 endif
 
-.PHONY: deps demo test bench
+.PHONY: deps demo demo-sql test bench
 
 deps:
 	scripts/install-deps.sh
@@ -43,6 +47,11 @@ demo: deps
 	$(MAKE) all
 	$(MAKE) install
 	scripts/demo.sh
+
+demo-sql: deps
+	$(MAKE) all
+	$(MAKE) install
+	scripts/demo.sh sql
 
 test: deps
 	$(MAKE) all

@@ -1,0 +1,372 @@
+// belay::Worker: a dispatcher that claims for free slots (woken by LISTEN belay, a freed
+// slot or a poll), N executor threads that run handlers, and a heartbeat thread. Every
+// thread has its own connection.
+#include "belay/client/worker.hpp"
+
+#include "session.hpp"
+
+#include <atomic>
+#include <condition_variable>
+#include <csignal>
+#include <cxxabi.h>
+#include <deque>
+#include <fcntl.h>
+#include <iostream>
+#include <map>
+#include <mutex>
+#include <sys/select.h>
+#include <thread>
+#include <typeinfo>
+#include <unistd.h>
+
+namespace belay {
+namespace {
+
+std::string DefaultWorkerId() {
+	char host[256] = "localhost";
+	gethostname(host, sizeof host - 1);
+	return std::string(host) + ":" + std::to_string(getpid());
+}
+
+std::string TypeName(const std::type_info &type) {
+	int status = 0;
+	char *name = abi::__cxa_demangle(type.name(), nullptr, nullptr, &status);
+	std::string out = status == 0 && name ? name : type.name();
+	std::free(name);
+	return out;
+}
+
+// Sets a flag when the queue this worker serves gains work.
+class QueueReceiver : public pqxx::notification_receiver {
+public:
+	QueueReceiver(pqxx::connection_base &connection, std::string queue)
+	    : pqxx::notification_receiver(connection, "belay"), queue_(std::move(queue)) {}
+	void operator()(const std::string &payload, int) override {
+		if (payload == queue_)
+			woken = true;
+	}
+	bool woken = false;
+
+private:
+	std::string queue_;
+};
+
+} // namespace
+
+struct Worker::Impl {
+	explicit Impl(WorkerOptions opts) : options(std::move(opts)) {
+		if (options.worker_id.empty())
+			options.worker_id = DefaultWorkerId();
+		if (options.concurrency < 1)
+			throw InvalidArgument("WorkerOptions.concurrency must be at least 1");
+		if (!(options.lease_seconds > 0))
+			throw InvalidArgument("WorkerOptions.lease_seconds must be greater than 0");
+		if (pipe(wake_pipe) != 0)
+			throw Error("cannot create the worker's wake-up pipe");
+		for (int fd : wake_pipe)
+			fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
+	}
+	~Impl() {
+		close(wake_pipe[0]);
+		close(wake_pipe[1]);
+	}
+
+	// Async-signal-safe: an atomic store and a write.
+	void RequestStop() {
+		stopping = true;
+		Wake();
+	}
+	void Wake() {
+		char byte = 1;
+		[[maybe_unused]] ssize_t ignored = write(wake_pipe[1], &byte, 1);
+	}
+
+	void Dispatch();
+	void Execute();
+	void Heartbeat();
+	void RunJob(Session &session, ClaimedTask job);
+	bool Finish(Session &session, const char *statement, const std::string &run_id, const std::string &value,
+	            bool final_failure);
+	void WaitForWake(int socket);
+
+	WorkerOptions options;
+	std::map<std::string, Handler> handlers;
+	std::atomic<bool> stopping{false};
+	int wake_pipe[2] = {-1, -1};
+
+	std::mutex jobs_mutex;
+	std::condition_variable jobs_changed;
+	std::deque<ClaimedTask> jobs;
+	int busy = 0; // claimed and not yet finished (queued or running)
+	bool executors_exit = false;
+
+	std::mutex active_mutex;
+	std::map<std::string, TaskContext *> active; // by run_id, for heartbeats
+	std::condition_variable heartbeat_exit_changed;
+	bool heartbeat_exit = false;
+
+	std::atomic<uint64_t> claimed{0}, completed{0}, failed{0}, suspended{0}, lost{0};
+};
+
+namespace {
+std::atomic<Worker::Impl *> signal_target{nullptr};
+extern "C" void OnStopSignal(int) {
+	if (Worker::Impl *impl = signal_target.load())
+		impl->RequestStop();
+}
+} // namespace
+
+void Worker::Impl::WaitForWake(int socket) {
+	fd_set read_set;
+	FD_ZERO(&read_set);
+	FD_SET(wake_pipe[0], &read_set);
+	int highest = wake_pipe[0];
+	if (socket >= 0) {
+		FD_SET(socket, &read_set);
+		highest = std::max(highest, socket);
+	}
+	timeval timeout{};
+	auto poll = options.poll_interval.count();
+	timeout.tv_sec = poll / 1000;
+	timeout.tv_usec = (poll % 1000) * 1000;
+	select(highest + 1, &read_set, nullptr, nullptr, &timeout);
+	char drain[64];
+	while (read(wake_pipe[0], drain, sizeof drain) > 0) {
+	}
+}
+
+void Worker::Impl::Dispatch() {
+	Session session(options.conninfo);
+	std::unique_ptr<QueueReceiver> receiver;
+	const std::string lease = std::to_string(options.lease_seconds);
+	while (!stopping) {
+		try {
+			if (!receiver)
+				receiver = std::make_unique<QueueReceiver>(session.Connection(), options.queue);
+			int free_slots;
+			{
+				std::lock_guard<std::mutex> lock(jobs_mutex);
+				free_slots = options.concurrency - busy;
+			}
+			size_t got = 0;
+			if (free_slots > 0) {
+				// One claim for all the free slots.
+				pqxx::result rows = session.Transact([&](pqxx::work &tx) {
+					return tx.exec_prepared("belay_claim", options.queue, options.worker_id, std::to_string(free_slots),
+					                        lease);
+				});
+				got = rows.size();
+				std::lock_guard<std::mutex> lock(jobs_mutex);
+				for (const auto &row : rows) {
+					ClaimedTask job;
+					job.run_id = row[0].c_str();
+					job.task_id = row[1].c_str();
+					job.task_name = row[2].c_str();
+					job.params = Json::parse(row[3].c_str());
+					job.headers = Json::parse(row[4].c_str());
+					job.attempt = row[5].as<int>();
+					job.lease_expires_at = row[6].c_str();
+					job.checkpoints = Json::parse(row[7].c_str());
+					jobs.push_back(std::move(job));
+					++busy;
+				}
+				claimed += got;
+			}
+			if (got > 0)
+				jobs_changed.notify_all();
+			if (got > 0 && static_cast<int>(got) == free_slots)
+				continue; // there may be more: claim again as soon as a slot frees
+			receiver->woken = false;
+			session.Connection().get_notifs();
+			if (receiver->woken)
+				continue;
+			WaitForWake(session.Connection().sock());
+			session.Connection().get_notifs();
+		} catch (const ConnectionError &e) {
+			// Tasks of a claim whose outcome we lost come back when their lease expires.
+			receiver.reset();
+			session.Drop();
+			std::cerr << "belay worker " << options.worker_id << ": " << e.what() << "; reconnecting\n";
+			std::this_thread::sleep_for(options.reconnect_delay);
+		} catch (const std::exception &e) {
+			std::cerr << "belay worker " << options.worker_id << ": claim failed: " << e.what() << "\n";
+			std::this_thread::sleep_for(options.poll_interval);
+		}
+	}
+}
+
+void Worker::Impl::Execute() {
+	Session session(options.conninfo);
+	for (;;) {
+		ClaimedTask job;
+		{
+			std::unique_lock<std::mutex> lock(jobs_mutex);
+			jobs_changed.wait(lock, [&] { return !jobs.empty() || executors_exit; });
+			if (jobs.empty())
+				return;
+			job = std::move(jobs.front());
+			jobs.pop_front();
+		}
+		RunJob(session, std::move(job));
+		{
+			std::lock_guard<std::mutex> lock(jobs_mutex);
+			--busy;
+		}
+		jobs_changed.notify_all();
+		Wake(); // a slot is free: the dispatcher may claim again
+	}
+}
+
+// complete or fail, retried across reconnects: the run's fencing makes a repeat harmless.
+bool Worker::Impl::Finish(Session &session, const char *statement, const std::string &run_id,
+                          const std::string &value, bool final_failure) {
+	const bool is_fail = std::string(statement) == "belay_fail";
+	for (int attempt = 0; attempt < 5; ++attempt) {
+		try {
+			session.Transact([&](pqxx::work &tx) {
+				if (is_fail)
+					tx.exec_prepared(statement, run_id, value, final_failure ? "true" : "false");
+				else
+					tx.exec_prepared(statement, run_id, value);
+			});
+			return true;
+		} catch (const LeaseLost &) {
+			return false; // someone else holds it now, or an earlier try got through
+		} catch (const Cancelled &) {
+			return false;
+		} catch (const ConnectionError &e) {
+			std::cerr << "belay worker " << options.worker_id << ": " << e.what() << "; retrying\n";
+			std::this_thread::sleep_for(options.reconnect_delay);
+		}
+	}
+	return false; // the lease will expire and the task be retried
+}
+
+void Worker::Impl::RunJob(Session &session, ClaimedTask job) {
+	TaskContext context(session, options.queue, job);
+	{
+		std::lock_guard<std::mutex> lock(active_mutex);
+		active[job.run_id] = &context;
+	}
+	auto handler = handlers.find(job.task_name);
+	try {
+		if (handler == handlers.end())
+			throw Error("no handler for task name \"" + job.task_name + "\" on worker " + options.worker_id);
+		Json result = handler->second(context);
+		context.ThrowIfNotLive();
+		if (Finish(session, "belay_complete", job.run_id, result.dump(), false))
+			++completed;
+		else
+			++lost;
+	} catch (const Suspended &) {
+		++suspended;
+	} catch (const LeaseLost &) {
+		++lost;
+	} catch (const Cancelled &) {
+		++lost;
+	} catch (const std::exception &e) {
+		Json error = {{"kind", handler == handlers.end() ? "unknown_task" : TypeName(typeid(e))},
+		              {"message", e.what()},
+		              {"worker", options.worker_id}};
+		if (Finish(session, "belay_fail", job.run_id, error.dump(), false))
+			++failed;
+		else
+			++lost;
+	} catch (...) {
+		Json error = {{"kind", "unknown"}, {"message", "the handler threw a non-standard exception"}};
+		if (Finish(session, "belay_fail", job.run_id, error.dump(), false))
+			++failed;
+		else
+			++lost;
+	}
+	std::lock_guard<std::mutex> lock(active_mutex);
+	active.erase(job.run_id);
+}
+
+void Worker::Impl::Heartbeat() {
+	Session session(options.conninfo);
+	auto interval = std::chrono::milliseconds(
+	    std::max<long>(100, static_cast<long>(options.lease_seconds * options.heartbeat_fraction * 1000)));
+	std::unique_lock<std::mutex> lock(active_mutex);
+	while (!heartbeat_exit) {
+		heartbeat_exit_changed.wait_for(lock, interval, [&] { return heartbeat_exit; });
+		if (heartbeat_exit)
+			return;
+		// Held while beating: a context cannot go away under us (a round takes milliseconds).
+		for (auto &[run_id, context] : active) {
+			if (context->status() != static_cast<int>(RunStatus::Live))
+				continue;
+			try {
+				session.Transact([&](pqxx::work &tx) { tx.exec_prepared("belay_heartbeat", run_id, nullptr); });
+			} catch (const LeaseLost &) {
+				context->status() = static_cast<int>(RunStatus::LeaseLost);
+			} catch (const Cancelled &) {
+				context->status() = static_cast<int>(RunStatus::Cancelled);
+			} catch (const std::exception &e) {
+				std::cerr << "belay worker " << options.worker_id << ": heartbeat failed: " << e.what() << "\n";
+				break; // try again next round
+			}
+		}
+	}
+}
+
+Worker::Worker(WorkerOptions options) : impl_(std::make_unique<Impl>(std::move(options))) {}
+Worker::~Worker() = default;
+
+void Worker::handle(const std::string &task_name, Handler handler) { impl_->handlers[task_name] = std::move(handler); }
+
+void Worker::stop() { impl_->RequestStop(); }
+
+WorkerStats Worker::stats() const {
+	return WorkerStats{impl_->claimed, impl_->completed, impl_->failed, impl_->suspended, impl_->lost};
+}
+
+void Worker::run() {
+	Impl &impl = *impl_;
+	struct sigaction previous_int {}, previous_term {};
+	if (impl.options.handle_signals) {
+		signal_target = &impl;
+		struct sigaction action {};
+		action.sa_handler = OnStopSignal;
+		sigemptyset(&action.sa_mask);
+		sigaction(SIGINT, &action, &previous_int);
+		sigaction(SIGTERM, &action, &previous_term);
+	}
+	impl.executors_exit = false;
+	impl.heartbeat_exit = false;
+	std::vector<std::thread> executors;
+	for (int i = 0; i < impl.options.concurrency; ++i)
+		executors.emplace_back([&] { impl.Execute(); });
+	std::thread heartbeat([&] { impl.Heartbeat(); });
+
+	impl.Dispatch(); // returns once stopping
+
+	// Stop claiming; let what runs finish, up to the deadline.
+	auto deadline = std::chrono::steady_clock::now() + impl.options.shutdown_timeout;
+	{
+		std::unique_lock<std::mutex> lock(impl.jobs_mutex);
+		impl.jobs_changed.wait_until(lock, deadline, [&] { return impl.busy == 0; });
+		impl.executors_exit = true;
+	}
+	impl.jobs_changed.notify_all();
+	{
+		// Past the deadline, handlers still running can write nothing more; their tasks
+		// are retried when the leases expire.
+		std::lock_guard<std::mutex> lock(impl.active_mutex);
+		for (auto &entry : impl.active)
+			entry.second->status() = static_cast<int>(RunStatus::LeaseLost);
+		impl.heartbeat_exit = true;
+	}
+	impl.heartbeat_exit_changed.notify_all();
+	for (auto &thread : executors)
+		thread.join();
+	heartbeat.join();
+	if (impl.options.handle_signals) {
+		sigaction(SIGINT, &previous_int, nullptr);
+		sigaction(SIGTERM, &previous_term, nullptr);
+		signal_target = nullptr;
+	}
+	impl.stopping = false; // run() may be called again
+}
+
+} // namespace belay
