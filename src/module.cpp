@@ -1,6 +1,6 @@
 // The extension module: magic block, load-time setup and the uuidv7() SQL function.
 #include "belay/guard.hpp"
-#include "belay/uuid7.hpp"
+#include "belay/args.hpp"
 #include "belay/worker.hpp"
 
 extern "C" {
@@ -17,16 +17,7 @@ void _PG_init(void) {
 namespace belay {
 namespace {
 
-Datum Uuidv7(FunctionCallInfo) {
-	UuidBytes id = NewUuid7();
-	Datum out = 0;
-	PgGuard([&] {
-		pg_uuid_t *uuid = static_cast<pg_uuid_t *>(palloc(sizeof(pg_uuid_t)));
-		memcpy(uuid->data, id.data(), UUID_LEN);
-		out = UUIDPGetDatum(uuid);
-	});
-	return out;
-}
+Datum Uuidv7(FunctionCallInfo) { return NewUuidDatum(); }
 
 } // namespace
 } // namespace belay

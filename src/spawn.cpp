@@ -6,7 +6,6 @@
 #include "belay/queues.hpp"
 #include "belay/result_set.hpp"
 #include "belay/spi.hpp"
-#include "belay/uuid7.hpp"
 #include "belay/validation.hpp"
 #include "belay/worker.hpp"
 
@@ -30,17 +29,6 @@ namespace belay {
 	"parent_task_id, parent_step) "
 
 namespace {
-
-Datum NewUuidDatum() {
-	UuidBytes id = NewUuid7();
-	Datum out = 0;
-	PgGuard([&] {
-		pg_uuid_t *uuid = static_cast<pg_uuid_t *>(palloc(sizeof(pg_uuid_t)));
-		memcpy(uuid->data, id.data(), UUID_LEN);
-		out = UUIDPGetDatum(uuid);
-	});
-	return out;
-}
 
 const char *StateFor(TimestampTz available_at, TimestampTz now) {
 	return available_at > now ? "scheduled" : "pending";

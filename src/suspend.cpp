@@ -33,6 +33,32 @@ std::string TimestampJson(TimestampTz at) {
 	return nlohmann::json(out).dump();
 }
 
+// Records what the run waits for (an event of its queue, or a child) and suspends it: the
+// task is 'waiting' until an emit, the child's end, or the deadline.
+void WaitAndSuspend(const LockedRun &run, const std::string &step, const std::optional<std::string> &event,
+                    Datum child_id, std::optional<double> timeout, TimestampTz now) {
+	static spi::Statement wait("INSERT INTO belay.waits (task_id, step, run_id, queue, event, child_task_id, deadline) "
+	                           "VALUES ($1, $2, $3, $4, $5, $6, $7)",
+	                           {UUIDOID, TEXTOID, UUIDOID, TEXTOID, TEXTOID, UUIDOID, TIMESTAMPTZOID});
+	std::optional<TimestampTz> deadline;
+	if (timeout)
+		deadline = AddSeconds(now, *timeout);
+	spi::Params params;
+	params.Add(run.task_id).Text(step).Add(run.run_id);
+	if (event)
+		params.Text(run.queue).Text(*event).Null();
+	else
+		params.Null().Null().Add(child_id);
+	if (deadline)
+		params.Timestamptz(*deadline);
+	else
+		params.Null();
+	wait.Run(params);
+	SuspendRun(run, "waiting", std::nullopt, now);
+	if (deadline)
+		WakeWorkerBy(*deadline);
+}
+
 // sleep: the first call of a step fixes the wake time; later calls read it back.
 Datum Sleep(FunctionCallInfo fcinfo, bool relative) {
 	Arguments args(fcinfo);
@@ -93,9 +119,6 @@ Datum AwaitEvent(FunctionCallInfo fcinfo) {
 	static spi::Statement emitted("SELECT payload::text FROM belay.events "
 	                              "WHERE queue OPERATOR(pg_catalog.=) $1 AND event OPERATOR(pg_catalog.=) $2",
 	                              {TEXTOID, TEXTOID});
-	static spi::Statement wait("INSERT INTO belay.waits (task_id, step, run_id, queue, event, deadline) "
-	                           "VALUES ($1, $2, $3, $4, $5, $6)",
-	                           {UUIDOID, TEXTOID, UUIDOID, TEXTOID, TEXTOID, TIMESTAMPTZOID});
 
 	ResultSet result(fcinfo);
 	spi::Connection spi;
@@ -132,19 +155,7 @@ Datum AwaitEvent(FunctionCallInfo fcinfo) {
 		AddAwaitRow(result, false, std::nullopt, true);
 		return Datum(0);
 	}
-	spi::Params params;
-	params.Add(run.task_id).Text(step).Add(run.run_id).Text(run.queue).Text(event);
-	std::optional<TimestampTz> deadline;
-	if (timeout)
-		deadline = AddSeconds(now, *timeout);
-	if (deadline)
-		params.Timestamptz(*deadline);
-	else
-		params.Null();
-	wait.Run(params);
-	SuspendRun(run, "waiting", std::nullopt, now);
-	if (deadline)
-		WakeWorkerBy(*deadline);
+	WaitAndSuspend(run, step, event, 0, timeout, now);
 	AddAwaitRow(result, true, std::nullopt, false);
 	return Datum(0);
 }
@@ -228,9 +239,6 @@ Datum Join(FunctionCallInfo fcinfo) {
 	                            "OPERATOR(pg_catalog.=) $2 FROM belay.tasks "
 	                            "WHERE task_id OPERATOR(pg_catalog.=) $1 FOR SHARE",
 	                            {UUIDOID, UUIDOID});
-	static spi::Statement wait("INSERT INTO belay.waits (task_id, step, run_id, child_task_id, deadline) "
-	                           "VALUES ($1, $2, $3, $4, $5)",
-	                           {UUIDOID, TEXTOID, UUIDOID, UUIDOID, TIMESTAMPTZOID});
 
 	ResultSet result(fcinfo);
 	spi::Connection spi;
@@ -268,19 +276,7 @@ Datum Join(FunctionCallInfo fcinfo) {
 		AddJoinRow(result, false, TimedOutJoin());
 		return Datum(0);
 	}
-	std::optional<TimestampTz> deadline;
-	if (timeout)
-		deadline = AddSeconds(now, *timeout);
-	spi::Params params;
-	params.Add(run.task_id).Text(step).Add(run.run_id).Add(child_id);
-	if (deadline)
-		params.Timestamptz(*deadline);
-	else
-		params.Null();
-	wait.Run(params);
-	SuspendRun(run, "waiting", std::nullopt, now);
-	if (deadline)
-		WakeWorkerBy(*deadline);
+	WaitAndSuspend(run, step, std::nullopt, child_id, timeout, now);
 	AddJoinRow(result, true, nlohmann::json());
 	return Datum(0);
 }

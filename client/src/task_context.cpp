@@ -6,6 +6,15 @@
 
 namespace belay {
 
+namespace {
+// A timeout as the numeric text the SQL functions take; none: wait for ever.
+std::optional<std::string> Seconds(std::optional<std::chrono::duration<double>> timeout) {
+	if (!timeout)
+		return std::nullopt;
+	return std::to_string(timeout->count());
+}
+} // namespace
+
 TaskContext::TaskContext(Session &session, std::string queue, ClaimedTask task)
     : session_(session), queue_(std::move(queue)), task_(std::move(task)) {
 	if (!task_.checkpoints.is_object())
@@ -80,9 +89,7 @@ void TaskContext::sleep_until(const std::string &name, Clock::time_point wake_at
 EventResult TaskContext::await_event(const std::string &name, const std::string &event,
                                      std::optional<std::chrono::duration<double>> timeout) {
 	std::string key = StepKey(name);
-	std::optional<std::string> seconds;
-	if (timeout)
-		seconds = std::to_string(timeout->count());
+	std::optional<std::string> seconds = Seconds(timeout);
 	struct Row {
 		bool suspended;
 		EventResult result;
@@ -127,9 +134,7 @@ std::string TaskContext::spawn_child(const std::string &name, const std::string 
 JoinResult TaskContext::join(const std::string &name, const std::string &child_task_id,
                              std::optional<std::chrono::duration<double>> timeout) {
 	std::string key = StepKey(name);
-	std::optional<std::string> seconds;
-	if (timeout)
-		seconds = std::to_string(timeout->count());
+	std::optional<std::string> seconds = Seconds(timeout);
 	struct Row {
 		bool suspended;
 		JoinResult result;

@@ -42,6 +42,8 @@ private:
 
 // Conversions for results.
 Datum TextDatum(const std::string &value);
+// A new UUIDv7 as a uuid datum.
+Datum NewUuidDatum();
 std::string UuidToString(Datum uuid);
 // Parses text as a timestamptz with PostgreSQL's input function; 22P02 names `what`.
 TimestampTz ParseTimestamptz(const std::string &text, const std::string &what);

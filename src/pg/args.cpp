@@ -1,6 +1,8 @@
 // Argument readers: type conversion under PgGuard, NULL and shape checks.
 #include "belay/args.hpp"
 
+#include "belay/uuid7.hpp"
+
 #include <cmath>
 
 namespace belay {
@@ -115,6 +117,17 @@ Datum TextDatum(const std::string &value) {
 	Datum datum = 0;
 	PgGuard([&] { datum = PointerGetDatum(cstring_to_text_with_len(value.data(), value.size())); });
 	return datum;
+}
+
+Datum NewUuidDatum() {
+	UuidBytes id = NewUuid7();
+	Datum out = 0;
+	PgGuard([&] {
+		pg_uuid_t *uuid = static_cast<pg_uuid_t *>(palloc(sizeof(pg_uuid_t)));
+		memcpy(uuid->data, id.data(), UUID_LEN);
+		out = UUIDPGetDatum(uuid);
+	});
+	return out;
 }
 
 std::string UuidToString(Datum uuid) {
