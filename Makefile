@@ -14,10 +14,12 @@ REGRESS      = $(patsubst test/sql/%.sql,%,$(sort $(wildcard test/sql/*.sql)))
 REGRESS_OPTS = --inputdir=test --outputdir=.
 
 PG_CPPFLAGS += -Iinclude -isystem $(shell $(PG_CONFIG) --includedir-server 2>/dev/null)
-PG_CXXFLAGS += -std=c++17 -Wall -Wextra -Wno-register -Wno-missing-field-initializers -Werror
+# -MMD -MP: PGXS tracks no header dependencies; without them an edited header leaves
+# stale objects behind.
+PG_CXXFLAGS += -std=c++17 -Wall -Wextra -Wno-register -Wno-missing-field-initializers -Werror -MMD -MP
 SHLIB_LINK  += -lstdc++
 
-EXTRA_CLEAN = results regression.diffs regression.out tmp_check build
+EXTRA_CLEAN = results regression.diffs regression.out tmp_check build $(OBJS:.o=.d)
 
 # belay is not a JIT-inlining candidate; skipping LLVM bitcode halves the build.
 override with_llvm = no
@@ -29,6 +31,7 @@ include $(PGXS)
 COMPILE.cxx.bc += $(PG_CXXFLAGS)
 override CXXFLAGS := $(filter-out -Wmissing-format-attribute,$(CXXFLAGS))
 
+-include $(OBJS:.o=.d)
 include client/client.mk
 all: client
 install: install-client

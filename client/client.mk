@@ -2,7 +2,7 @@
 # Included by the top-level Makefile; everything is built under build/.
 
 CLIENT_CXX      ?= g++
-CLIENT_CXXFLAGS  = -std=c++17 -O2 -g -Wall -Wextra -Werror -pthread -Iclient/include
+CLIENT_CXXFLAGS  = -std=c++17 -O2 -g -Wall -Wextra -Werror -pthread -Iclient/include -MMD -MP
 CLIENT_LIBS      = -lpqxx -lpq -pthread
 CLIENT_PREFIX   ?= /usr/local
 
@@ -31,6 +31,8 @@ $(BELAYCTL): $(wildcard client/belayctl/*.cpp) $(CLIENT_LIBRARY) $(CLIENT_HEADER
 build/examples/%: client/examples/%.cpp $(CLIENT_LIBRARY) $(CLIENT_HEADERS)
 	@mkdir -p $(dir $@)
 	$(CLIENT_CXX) $(CLIENT_CXXFLAGS) $< $(CLIENT_LIBRARY) $(CLIENT_LIBS) -o $@
+
+-include $(CLIENT_OBJECTS:.o=.d)
 
 install-client: client
 	install -d $(DESTDIR)$(CLIENT_PREFIX)/lib $(DESTDIR)$(CLIENT_PREFIX)/bin $(DESTDIR)$(CLIENT_PREFIX)/include

@@ -151,7 +151,10 @@ SELECT pg_catalog.pg_extension_config_dump('belay.events', '');
 SELECT pg_catalog.pg_extension_config_dump('belay.waits', '');
 
 -- Functions. All are C++; all check their arguments themselves (CALLED ON NULL INPUT) so
--- that a NULL gets an error naming it rather than a silent NULL result.
+-- that a NULL gets an error naming it rather than a silent NULL result. Each pins its
+-- search path to pg_catalog in C++ (include/belay/guard.hpp, PinnedSearchPath) rather than
+-- with a SET clause, which would cost a GUC save and restore on every call; every name
+-- in belay's statements is schema-qualified besides.
 
 CREATE FUNCTION belay.uuidv7() RETURNS uuid
 	LANGUAGE c VOLATILE PARALLEL SAFE
@@ -159,77 +162,77 @@ CREATE FUNCTION belay.uuidv7() RETURNS uuid
 COMMENT ON FUNCTION belay.uuidv7() IS 'a new time-ordered (version 7) UUID';
 
 CREATE FUNCTION belay.create_queue(queue text, policy jsonb DEFAULT '{}') RETURNS void
-	LANGUAGE c VOLATILE CALLED ON NULL INPUT SET search_path = pg_catalog, pg_temp
+	LANGUAGE c VOLATILE CALLED ON NULL INPUT
 	AS 'MODULE_PATHNAME', 'belay_create_queue';
 COMMENT ON FUNCTION belay.create_queue(text, jsonb) IS 'creates a queue, or sets the policy of an existing one';
 
 CREATE FUNCTION belay.drop_queue(queue text) RETURNS void
-	LANGUAGE c VOLATILE CALLED ON NULL INPUT SET search_path = pg_catalog, pg_temp
+	LANGUAGE c VOLATILE CALLED ON NULL INPUT
 	AS 'MODULE_PATHNAME', 'belay_drop_queue';
 COMMENT ON FUNCTION belay.drop_queue(text) IS 'removes a queue and all its tasks';
 
 CREATE FUNCTION belay.list_queues() RETURNS TABLE (queue text, created_at timestamptz, policy jsonb)
-	LANGUAGE c STABLE SET search_path = pg_catalog, pg_temp
+	LANGUAGE c STABLE
 	AS 'MODULE_PATHNAME', 'belay_list_queues';
 COMMENT ON FUNCTION belay.list_queues() IS 'the queues, by name';
 
 CREATE FUNCTION belay.spawn(queue text, task_name text, params jsonb DEFAULT '{}', options jsonb DEFAULT '{}')
 	RETURNS TABLE (task_id uuid, created boolean)
-	LANGUAGE c VOLATILE CALLED ON NULL INPUT ROWS 1 SET search_path = pg_catalog, pg_temp
+	LANGUAGE c VOLATILE CALLED ON NULL INPUT ROWS 1
 	AS 'MODULE_PATHNAME', 'belay_spawn';
 COMMENT ON FUNCTION belay.spawn(text, text, jsonb, jsonb) IS 'enqueues one task';
 
 CREATE FUNCTION belay.spawn_many(queue text, task_name text, params jsonb, options jsonb DEFAULT '{}')
 	RETURNS TABLE (task_id uuid, created boolean)
-	LANGUAGE c VOLATILE CALLED ON NULL INPUT SET search_path = pg_catalog, pg_temp
+	LANGUAGE c VOLATILE CALLED ON NULL INPUT
 	AS 'MODULE_PATHNAME', 'belay_spawn_many';
 COMMENT ON FUNCTION belay.spawn_many(text, text, jsonb, jsonb) IS 'enqueues one task per element of a params array, in order';
 
 CREATE FUNCTION belay.claim(queue text, worker text, qty integer DEFAULT 1, lease_seconds numeric DEFAULT 60)
 	RETURNS TABLE (run_id uuid, task_id uuid, task_name text, params jsonb, headers jsonb, attempt integer,
 	               lease_expires_at timestamptz, checkpoints jsonb)
-	LANGUAGE c VOLATILE CALLED ON NULL INPUT ROWS 1 SET search_path = pg_catalog, pg_temp
+	LANGUAGE c VOLATILE CALLED ON NULL INPUT ROWS 1
 	AS 'MODULE_PATHNAME', 'belay_claim';
 COMMENT ON FUNCTION belay.claim(text, text, integer, numeric) IS 'claims up to qty tasks, highest priority first, never blocking on other claimers';
 
 CREATE FUNCTION belay.complete(run_id uuid, result jsonb DEFAULT NULL) RETURNS void
-	LANGUAGE c VOLATILE CALLED ON NULL INPUT SET search_path = pg_catalog, pg_temp
+	LANGUAGE c VOLATILE CALLED ON NULL INPUT
 	AS 'MODULE_PATHNAME', 'belay_complete';
 COMMENT ON FUNCTION belay.complete(uuid, jsonb) IS 'completes the task of a live run';
 
 CREATE FUNCTION belay.fail(run_id uuid, error jsonb, retry_at timestamptz DEFAULT NULL, final boolean DEFAULT false)
 	RETURNS text
-	LANGUAGE c VOLATILE CALLED ON NULL INPUT SET search_path = pg_catalog, pg_temp
+	LANGUAGE c VOLATILE CALLED ON NULL INPUT
 	AS 'MODULE_PATHNAME', 'belay_fail';
 COMMENT ON FUNCTION belay.fail(uuid, jsonb, timestamptz, boolean) IS 'fails a live run; retries by the policy unless final; returns the task''s new state';
 
 CREATE FUNCTION belay.heartbeat(run_id uuid, lease_seconds numeric DEFAULT NULL) RETURNS timestamptz
-	LANGUAGE c VOLATILE CALLED ON NULL INPUT SET search_path = pg_catalog, pg_temp
+	LANGUAGE c VOLATILE CALLED ON NULL INPUT
 	AS 'MODULE_PATHNAME', 'belay_heartbeat';
 COMMENT ON FUNCTION belay.heartbeat(uuid, numeric) IS 'extends the lease of a live run; returns the new expiry';
 
 CREATE FUNCTION belay.set_checkpoint(run_id uuid, step text, value jsonb) RETURNS void
-	LANGUAGE c VOLATILE CALLED ON NULL INPUT SET search_path = pg_catalog, pg_temp
+	LANGUAGE c VOLATILE CALLED ON NULL INPUT
 	AS 'MODULE_PATHNAME', 'belay_set_checkpoint';
 COMMENT ON FUNCTION belay.set_checkpoint(uuid, text, jsonb) IS 'records a finished step of the task of a live run';
 
 CREATE FUNCTION belay.checkpoints(task_id uuid) RETURNS TABLE (step text, value jsonb, updated_at timestamptz)
-	LANGUAGE c STABLE CALLED ON NULL INPUT SET search_path = pg_catalog, pg_temp
+	LANGUAGE c STABLE CALLED ON NULL INPUT
 	AS 'MODULE_PATHNAME', 'belay_checkpoints';
 COMMENT ON FUNCTION belay.checkpoints(uuid) IS 'the finished steps of a task';
 
 CREATE FUNCTION belay.cancel(task_id uuid) RETURNS integer
-	LANGUAGE c VOLATILE CALLED ON NULL INPUT SET search_path = pg_catalog, pg_temp
+	LANGUAGE c VOLATILE CALLED ON NULL INPUT
 	AS 'MODULE_PATHNAME', 'belay_cancel';
 COMMENT ON FUNCTION belay.cancel(uuid) IS 'cancels a task and its unfinished descendants; returns how many';
 
 CREATE FUNCTION belay.retry(task_id uuid) RETURNS void
-	LANGUAGE c VOLATILE CALLED ON NULL INPUT SET search_path = pg_catalog, pg_temp
+	LANGUAGE c VOLATILE CALLED ON NULL INPUT
 	AS 'MODULE_PATHNAME', 'belay_retry';
 COMMENT ON FUNCTION belay.retry(uuid) IS 'puts a failed or cancelled task back to pending with one more attempt';
 
 CREATE FUNCTION belay.watch(task_id uuid) RETURNS text
-	LANGUAGE c VOLATILE CALLED ON NULL INPUT SET search_path = pg_catalog, pg_temp
+	LANGUAGE c VOLATILE CALLED ON NULL INPUT
 	AS 'MODULE_PATHNAME', 'belay_watch';
 COMMENT ON FUNCTION belay.watch(uuid) IS 'asks for NOTIFY belay_finished, ''<task_id>'' when the task ends; returns its state now';
 
@@ -237,51 +240,51 @@ CREATE FUNCTION belay.task(task_id uuid)
 	RETURNS TABLE (task_id uuid, queue text, task_name text, state text, attempt integer, max_attempts integer,
 	               params jsonb, result jsonb, error jsonb, parent_task_id uuid, created_at timestamptz,
 	               available_at timestamptz, finished_at timestamptz)
-	LANGUAGE c STABLE CALLED ON NULL INPUT ROWS 1 SET search_path = pg_catalog, pg_temp
+	LANGUAGE c STABLE CALLED ON NULL INPUT ROWS 1
 	AS 'MODULE_PATHNAME', 'belay_task';
 COMMENT ON FUNCTION belay.task(uuid) IS 'one task; no row if there is none';
 
 CREATE FUNCTION belay.cleanup(queue text DEFAULT NULL, older_than interval DEFAULT '7 days') RETURNS bigint
-	LANGUAGE c VOLATILE CALLED ON NULL INPUT SET search_path = pg_catalog, pg_temp
+	LANGUAGE c VOLATILE CALLED ON NULL INPUT
 	AS 'MODULE_PATHNAME', 'belay_cleanup';
 COMMENT ON FUNCTION belay.cleanup(text, interval) IS 'deletes terminal tasks finished more than older_than ago (by the clock), with their runs, checkpoints and waits';
 
 CREATE FUNCTION belay.sleep(run_id uuid, step text, wake_at timestamptz) RETURNS boolean
-	LANGUAGE c VOLATILE CALLED ON NULL INPUT SET search_path = pg_catalog, pg_temp
+	LANGUAGE c VOLATILE CALLED ON NULL INPUT
 	AS 'MODULE_PATHNAME', 'belay_sleep_until';
 COMMENT ON FUNCTION belay.sleep(uuid, text, timestamptz) IS 'sleeps until wake_at (the first call of the step fixes it); true: the run is suspended, stop';
 
 CREATE FUNCTION belay.sleep(run_id uuid, step text, seconds numeric) RETURNS boolean
-	LANGUAGE c VOLATILE CALLED ON NULL INPUT SET search_path = pg_catalog, pg_temp
+	LANGUAGE c VOLATILE CALLED ON NULL INPUT
 	AS 'MODULE_PATHNAME', 'belay_sleep_for';
 COMMENT ON FUNCTION belay.sleep(uuid, text, numeric) IS 'sleeps for seconds on the database clock (the first call of the step fixes the wake time); true: suspended';
 
 CREATE FUNCTION belay.await_event(run_id uuid, step text, event text, timeout_seconds numeric DEFAULT NULL)
 	RETURNS TABLE (suspended boolean, payload jsonb, timed_out boolean)
-	LANGUAGE c VOLATILE CALLED ON NULL INPUT ROWS 1 SET search_path = pg_catalog, pg_temp
+	LANGUAGE c VOLATILE CALLED ON NULL INPUT ROWS 1
 	AS 'MODULE_PATHNAME', 'belay_await_event';
 COMMENT ON FUNCTION belay.await_event(uuid, text, text, numeric) IS 'the payload of an event of the task''s queue, or suspends the run until it is emitted or the timeout';
 
 CREATE FUNCTION belay.emit_event(queue text, event text, payload jsonb DEFAULT NULL) RETURNS integer
-	LANGUAGE c VOLATILE CALLED ON NULL INPUT SET search_path = pg_catalog, pg_temp
+	LANGUAGE c VOLATILE CALLED ON NULL INPUT
 	AS 'MODULE_PATHNAME', 'belay_emit_event';
 COMMENT ON FUNCTION belay.emit_event(text, text, jsonb) IS 'stores the event''s payload and wakes every task awaiting it; returns how many';
 
 CREATE FUNCTION belay.spawn_child(run_id uuid, step text, task_name text, params jsonb DEFAULT '{}',
                                   options jsonb DEFAULT '{}') RETURNS uuid
-	LANGUAGE c VOLATILE CALLED ON NULL INPUT SET search_path = pg_catalog, pg_temp
+	LANGUAGE c VOLATILE CALLED ON NULL INPUT
 	AS 'MODULE_PATHNAME', 'belay_spawn_child';
 COMMENT ON FUNCTION belay.spawn_child(uuid, text, text, jsonb, jsonb) IS 'spawns a child task, once per (task, step); options may name another queue';
 
 CREATE FUNCTION belay.join(run_id uuid, step text, child_task_id uuid, timeout_seconds numeric DEFAULT NULL)
 	RETURNS TABLE (suspended boolean, state text, result jsonb, error jsonb)
-	LANGUAGE c VOLATILE CALLED ON NULL INPUT ROWS 1 SET search_path = pg_catalog, pg_temp
+	LANGUAGE c VOLATILE CALLED ON NULL INPUT ROWS 1
 	AS 'MODULE_PATHNAME', 'belay_join';
 COMMENT ON FUNCTION belay.join(uuid, text, uuid, numeric) IS 'the outcome of a child task, or suspends the run until it ends or the timeout';
 
 CREATE FUNCTION belay.tick(now timestamptz DEFAULT pg_catalog.clock_timestamp(), batch_size integer DEFAULT 1000)
 	RETURNS TABLE (woken integer, timed_out integer, reclaimed integer, cancelled integer, next_due_at timestamptz)
-	LANGUAGE c VOLATILE CALLED ON NULL INPUT SET search_path = pg_catalog, pg_temp
+	LANGUAGE c VOLATILE CALLED ON NULL INPUT
 	AS 'MODULE_PATHNAME', 'belay_tick';
 COMMENT ON FUNCTION belay.tick(timestamptz, integer) IS 'one round of the background worker at time now: wake due tasks, time out waits, reclaim leases, enforce cancellation deadlines';
 REVOKE ALL ON FUNCTION belay.tick(timestamptz, integer) FROM PUBLIC;

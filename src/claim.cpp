@@ -21,8 +21,9 @@ Datum Claim(FunctionCallInfo fcinfo) {
 	CheckLeaseSeconds(lease_seconds);
 	TimestampTz now = Now();
 
-	// Delayed and sleeping tasks that have fallen due become pending here too, so a queue
-	// works even between two ticks of the background worker. All of them (up to a bound),
+	// Delayed and sleeping tasks that have fallen due become pending here when no
+	// background worker serves this database (it does so within milliseconds of the due
+	// time, and this probe is a statement per claim). All of them (up to a bound),
 	// not just qty: the claim below must choose among every due task by priority. When
 	// none is due this is a single probe into tasks_due_idx.
 	static spi::Statement promote(
@@ -38,7 +39,7 @@ Datum Claim(FunctionCallInfo fcinfo) {
 	// so claimers never block each other and never get the same task.
 	static spi::Statement claim(
 	    "WITH picked AS ("
-	    " SELECT task_id FROM belay.tasks"
+	    " SELECT task_id, first_started_at FROM belay.tasks"
 	    " WHERE queue OPERATOR(pg_catalog.=) $1 AND state = 'pending'"
 	    " ORDER BY priority DESC, available_at, task_id"
 	    " LIMIT $3 FOR UPDATE SKIP LOCKED) "
@@ -52,15 +53,19 @@ Datum Claim(FunctionCallInfo fcinfo) {
 	    "  ELSE t.cancel_at END "
 	    "FROM picked WHERE t.task_id OPERATOR(pg_catalog.=) picked.task_id "
 	    "RETURNING t.run_id, t.task_id, t.task_name, t.params, t.headers, t.attempt, t.lease_expires_at, "
-	    " coalesce((SELECT pg_catalog.jsonb_object_agg(c.step, c.value) FROM belay.checkpoints c "
-	    "           WHERE c.task_id OPERATOR(pg_catalog.=) t.task_id), '{}'::jsonb)",
+	    // A task's first claim has no steps yet: skip the lookup.
+	    " CASE WHEN picked.first_started_at IS NULL THEN '{}'::jsonb ELSE"
+	    "  coalesce((SELECT pg_catalog.jsonb_object_agg(c.step, c.value) FROM belay.checkpoints c "
+	    "            WHERE c.task_id OPERATOR(pg_catalog.=) t.task_id), '{}'::jsonb) END",
 	    {TEXTOID, TIMESTAMPTZOID, INT4OID, TEXTOID, FLOAT8OID});
 
 	ResultSet result(fcinfo);
 	spi::Connection spi;
-	spi::Params promote_params;
-	promote_params.Text(queue).Timestamptz(now);
-	promote.Run(promote_params);
+	if (!WorkerServesThisDatabase()) {
+		spi::Params promote_params;
+		promote_params.Text(queue).Timestamptz(now);
+		promote.Run(promote_params);
+	}
 
 	spi::Params params;
 	params.Text(queue).Timestamptz(now).Int4(qty).Text(worker).Float8(lease_seconds);

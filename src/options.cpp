@@ -64,7 +64,7 @@ SpawnOptions ParseSpawnOptions(const std::string &json, SpawnKind kind, const st
 			options.run_at = JsonString(value, name);
 		} else if (key == "delay_seconds") {
 			options.delay_seconds = JsonNumber(value, name, 0, kMaxSeconds);
-		} else if (key == "idempotency_key" && kind != SpawnKind::Many) {
+		} else if (key == "idempotency_key" && kind == SpawnKind::Single) {
 			options.idempotency_key = JsonString(value, name);
 			CheckName(*options.idempotency_key, name);
 		} else if (key == "headers") {
@@ -76,12 +76,15 @@ SpawnOptions ParseSpawnOptions(const std::string &json, SpawnKind kind, const st
 		} else if (key == "queue" && kind == SpawnKind::Child) {
 			options.queue = JsonString(value, name);
 			CheckQueueName(*options.queue, name);
-		} else if (key == "idempotency_key") {
+		} else if (key == "idempotency_key" && kind == SpawnKind::Many) {
 			ThrowInvalid(name + " is not allowed in spawn_many",
 			             "An idempotency key names one task; spawn such tasks one by one with spawn.");
+		} else if (key == "idempotency_key") {
+			ThrowInvalid(name + " is not allowed in spawn_child",
+			             "spawn_child is already idempotent per (task, step).");
 		} else {
 			std::string valid = "max_attempts, retry, priority, run_at, delay_seconds, ";
-			valid += kind == SpawnKind::Many ? "" : "idempotency_key, ";
+			valid += kind == SpawnKind::Single ? "idempotency_key, " : "";
 			valid += "headers, cancellation";
 			valid += kind == SpawnKind::Child ? ", queue" : "";
 			ThrowInvalid("unknown key \"" + key + "\" in " + argument, "Valid keys are " + valid + ".");

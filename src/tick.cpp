@@ -58,9 +58,10 @@ int WakeDue(TimestampTz now, int batch) {
 	static spi::Statement wake(
 	    "UPDATE belay.tasks t SET state = 'pending' "
 	    "FROM (SELECT d.task_id FROM belay.queues q, LATERAL ("
-	    "       SELECT task_id FROM belay.tasks WHERE queue OPERATOR(pg_catalog.=) q.queue"
+	    "       SELECT task_id, available_at FROM belay.tasks WHERE queue OPERATOR(pg_catalog.=) q.queue"
 	    "       AND state IN ('scheduled', 'sleeping') AND available_at OPERATOR(pg_catalog.<=) $1"
-	    "       ORDER BY available_at LIMIT $2 FOR UPDATE SKIP LOCKED) d LIMIT $2) due "
+	    "       ORDER BY available_at LIMIT $2 FOR UPDATE SKIP LOCKED) d"
+	    "      ORDER BY d.available_at LIMIT $2) due "
 	    "WHERE t.task_id OPERATOR(pg_catalog.=) due.task_id RETURNING t.queue",
 	    {TIMESTAMPTZOID, INT4OID});
 	spi::Params params;

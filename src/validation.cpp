@@ -35,12 +35,12 @@ void CheckQty(int qty) {
 
 void CheckLeaseSeconds(double seconds, const std::string &argument) {
 	if (!(seconds > 0) || seconds > kMaxSeconds)
-		ThrowInvalid(argument + " must be greater than 0 and at most ten years");
+		ThrowInvalid(argument + " must be greater than 0 and at most 315360000 (ten years)");
 }
 
 void CheckTimeoutSeconds(double seconds, const std::string &argument) {
 	if (seconds < 0 || seconds > kMaxSeconds)
-		ThrowInvalid(argument + " must be between 0 and ten years");
+		ThrowInvalid(argument + " must be between 0 and 315360000 (ten years)");
 }
 
 namespace {

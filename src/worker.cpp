@@ -31,6 +31,7 @@ constexpr uint64 kWakeMeAlways = PG_UINT64_MAX; // while ticking: every due time
 struct SharedState {
 	pg_atomic_uint32 worker_procno; // the worker's PGPROC number, or -1 when it is not running
 	pg_atomic_uint64 next_wake;     // when the worker plans to wake (TimestampTz)
+	pg_atomic_uint32 database;      // the database it serves, once connected
 };
 
 SharedState *shared = nullptr;
@@ -59,6 +60,7 @@ void StartupSharedMemory() {
 	if (!found) {
 		pg_atomic_init_u32(&shared->worker_procno, static_cast<uint32>(-1));
 		pg_atomic_init_u64(&shared->next_wake, 0);
+		pg_atomic_init_u32(&shared->database, InvalidOid);
 	}
 	LWLockRelease(AddinShmemInitLock);
 }
@@ -81,6 +83,7 @@ void OnTransactionEnd(XactEvent event, void *) {
 }
 
 void ForgetWorker(int, Datum) {
+	pg_atomic_write_u32(&shared->database, InvalidOid);
 	pg_atomic_write_u32(&shared->worker_procno, static_cast<uint32>(-1));
 	pg_atomic_write_u64(&shared->next_wake, 0);
 }
@@ -170,8 +173,11 @@ void WorkerLoop() {
 }
 
 void DefineSettings() {
-	DefineCustomStringVariable("belay.database", "Database the belay background worker serves.", nullptr,
-	                           &database_name, "postgres", PGC_POSTMASTER, 0, nullptr, nullptr, nullptr);
+	// A PGC_POSTMASTER setting can only be defined while preloading; a backend that loads
+	// belay later (no worker) must not define it.
+	if (process_shared_preload_libraries_in_progress)
+		DefineCustomStringVariable("belay.database", "Database the belay background worker serves.", nullptr,
+		                           &database_name, "postgres", PGC_POSTMASTER, 0, nullptr, nullptr, nullptr);
 	DefineCustomIntVariable("belay.max_sleep_ms", "Longest the belay worker sleeps between two ticks.",
 	                        "It wakes sooner when something falls due.", &max_sleep_ms, 1000, 10, 60000,
 	                        PGC_SIGHUP, GUC_UNIT_MS, nullptr, nullptr, nullptr);
@@ -207,6 +213,11 @@ void InitBackgroundWorker() {
 	RegisterBackgroundWorker(&worker);
 }
 
+bool WorkerServesThisDatabase() {
+	return shared != nullptr && pg_atomic_read_u32(&shared->worker_procno) != static_cast<uint32>(-1) &&
+	       pg_atomic_read_u32(&shared->database) == MyDatabaseId;
+}
+
 void WakeWorkerBy(TimestampTz due) {
 	if (shared == nullptr)
 		return;
@@ -225,6 +236,7 @@ void belay_worker_main(Datum) {
 	BackgroundWorkerInitializeConnection(belay::database_name, nullptr, 0);
 	pgstat_report_appname("belay worker");
 	pg_atomic_write_u32(&belay::shared->worker_procno, static_cast<uint32>(MyProc->pgprocno));
+	pg_atomic_write_u32(&belay::shared->database, MyDatabaseId);
 	pg_atomic_write_u64(&belay::shared->next_wake, belay::kWakeMeAlways);
 	before_shmem_exit(belay::ForgetWorker, 0);
 	belay::WorkerLoop();

@@ -85,13 +85,44 @@ auto CppGuard(F &&body) -> decltype(body()) {
 	detail::RaiseCaught(code, message, detail, hint);
 }
 
+// Pins the search path to pg_catalog alone for the scope: every statement belay runs
+// resolves its names, operators and casts the same way whatever the caller's
+// search_path. Done here rather than with a SET clause on the functions, which costs a
+// GUC save and restore on every call. An error that aborts the (sub)transaction pops it.
+class PinnedSearchPath {
+public:
+	PinnedSearchPath() {
+		PgGuard([] {
+			OverrideSearchPath path;
+			path.schemas = NIL;
+			path.addCatalog = true;
+			path.addTemp = false;
+			path.generation = 0;
+			PushOverrideSearchPath(&path);
+		});
+	}
+	~PinnedSearchPath() {
+		try {
+			PgGuard([] { PopOverrideSearchPath(); });
+		} catch (...) {
+			// Only an unbalanced stack fails here; the transaction's end clears it.
+		}
+	}
+	PinnedSearchPath(const PinnedSearchPath &) = delete;
+	PinnedSearchPath &operator=(const PinnedSearchPath &) = delete;
+};
+
 } // namespace belay
 
-// Declares a SQL-callable function whose body runs inside CppGuard.
+// Declares a SQL-callable function whose body runs inside CppGuard, with the search path
+// pinned.
 #define BELAY_FUNCTION(sql_name, body_function)                                                   \
 	extern "C" {                                                                                  \
 	PG_FUNCTION_INFO_V1(sql_name);                                                                \
 	Datum sql_name(PG_FUNCTION_ARGS) {                                                            \
-		return belay::CppGuard([&]() -> Datum { return body_function(fcinfo); });                 \
+		return belay::CppGuard([&]() -> Datum {                                                   \
+			belay::PinnedSearchPath pinned;                                                       \
+			return body_function(fcinfo);                                                         \
+		});                                                                                       \
 	}                                                                                             \
 	}

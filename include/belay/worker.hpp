@@ -13,4 +13,8 @@ void InitBackgroundWorker();
 // it is woken when the transaction commits.
 void WakeWorkerBy(TimestampTz due);
 
+// True while the background worker runs and serves this backend's database: it then
+// makes due tasks pending on time, and claim() need not look for them itself.
+bool WorkerServesThisDatabase();
+
 } // namespace belay

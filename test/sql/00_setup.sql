@@ -10,8 +10,9 @@ WHERE n.nspname = 'belay'
 ORDER BY p.proname, arguments;
 
 -- Every function but uuidv7() checks its arguments itself (not STRICT: a NULL gets an
--- error naming it rather than a silent NULL result) and pins its search_path.
-SELECT p.proname, p.proisstrict, p.proconfig
+-- error naming it rather than a silent NULL result). The search path is pinned in C++,
+-- not by a SET clause (test/sql/search_path.sql shows it holds).
+SELECT p.proname, p.proisstrict, p.proconfig IS NULL AS no_set_clause
 FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
 WHERE n.nspname = 'belay' AND p.proname <> 'uuidv7'
 ORDER BY p.proname;
