@@ -200,6 +200,12 @@ CREATE FUNCTION belay.complete(run_id uuid, result jsonb DEFAULT NULL) RETURNS v
 	AS 'MODULE_PATHNAME', 'belay_complete';
 COMMENT ON FUNCTION belay.complete(uuid, jsonb) IS 'completes the task of a live run';
 
+CREATE FUNCTION belay.complete_many(run_ids uuid[], results jsonb[] DEFAULT NULL)
+	RETURNS TABLE (run_id uuid, completed boolean)
+	LANGUAGE c VOLATILE CALLED ON NULL INPUT
+	AS 'MODULE_PATHNAME', 'belay_complete_many';
+COMMENT ON FUNCTION belay.complete_many(uuid[], jsonb[]) IS 'completes many live runs in one call; a run that is not live is reported (completed = false), not raised';
+
 CREATE FUNCTION belay.fail(run_id uuid, error jsonb, retry_at timestamptz DEFAULT NULL, final boolean DEFAULT false)
 	RETURNS text
 	LANGUAGE c VOLATILE CALLED ON NULL INPUT

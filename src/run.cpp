@@ -4,6 +4,9 @@
 #include "belay/fencing.hpp"
 #include "belay/lifecycle.hpp"
 #include "belay/notify.hpp"
+#include "belay/result_set.hpp"
+
+#include <vector>
 #include "belay/spi.hpp"
 #include "belay/validation.hpp"
 
@@ -71,6 +74,99 @@ Datum Complete(FunctionCallInfo fcinfo) {
 	PG_RETURN_VOID();
 }
 
+// The runs of a batch, as arrays of equal length; results may be absent (all NULL).
+struct Batch {
+	Datum run_ids;
+	std::optional<Datum> results;
+	int size;
+};
+
+Batch ReadBatch(const Arguments &args) {
+	Batch batch{args.Raw(0), std::nullopt, 0};
+	if (args.IsNull(0))
+		ThrowNull("run_ids");
+	int result_count = -1;
+	bool null_run = false;
+	PgGuard([&] {
+		ArrayType *runs = DatumGetArrayTypeP(args.Raw(0));
+		batch.run_ids = PointerGetDatum(runs);
+		batch.size = ArrayGetNItems(ARR_NDIM(runs), ARR_DIMS(runs));
+		null_run = array_contains_nulls(runs);
+		if (!args.IsNull(1)) {
+			ArrayType *results = DatumGetArrayTypeP(args.Raw(1));
+			batch.results = PointerGetDatum(results);
+			result_count = ArrayGetNItems(ARR_NDIM(results), ARR_DIMS(results));
+		}
+	});
+	if (null_run)
+		ThrowInvalid("run_ids must not contain nulls");
+	if (batch.size > 10000)
+		ThrowInvalid("run_ids may hold at most 10000 runs");
+	if (batch.results && result_count != batch.size)
+		ThrowInvalid("results must have one element per run_id", "Pass NULL for no results.");
+	return batch;
+}
+
+Datum CompleteMany(FunctionCallInfo fcinfo) {
+	Arguments args(fcinfo);
+	Batch batch = ReadBatch(args);
+	TimestampTz now = Now();
+
+	// Every task of these runs and the parents of child tasks, locked in task_id order
+	// first (lifecycle.hpp): the update below then waits for nothing.
+	static spi::Statement lock(
+	    "WITH mine AS (SELECT task_id, parent_task_id FROM belay.tasks "
+	    "              WHERE run_id OPERATOR(pg_catalog.=) ANY ($1)) "
+	    "SELECT t.task_id FROM belay.tasks t "
+	    "WHERE t.task_id IN (SELECT task_id FROM mine UNION ALL "
+	    "                    SELECT parent_task_id FROM mine WHERE parent_task_id IS NOT NULL) "
+	    "ORDER BY t.task_id FOR UPDATE",
+	    {UUIDARRAYOID});
+	static spi::Statement complete(
+	    "WITH input AS (SELECT * FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2)) AS i(run_id, result)), "
+	    "done AS ("
+	    " UPDATE belay.tasks t SET state = 'completed', result = i.result, error = NULL, finished_at = $3, "
+	    "  run_id = NULL, lease_expires_at = NULL "
+	    " FROM input i WHERE t.run_id OPERATOR(pg_catalog.=) i.run_id AND t.state = 'running' "
+	    "  AND t.lease_expires_at OPERATOR(pg_catalog.>) $3 "
+	    " RETURNING i.run_id, t.task_id, t.attempt, t.worker, t.run_started_at, t.watched, t.parent_task_id), "
+	    "ended AS ("
+	    " INSERT INTO belay.runs (run_id, task_id, attempt, worker, started_at, ended_at, outcome) "
+	    " SELECT run_id, task_id, attempt, worker, run_started_at, $3, 'completed' FROM done) "
+	    "SELECT i.run_id, d.task_id IS NOT NULL, d.task_id, coalesce(d.watched, false), d.parent_task_id IS NOT NULL "
+	    "FROM input i LEFT JOIN done d ON d.run_id OPERATOR(pg_catalog.=) i.run_id",
+	    {UUIDARRAYOID, JSONBARRAYOID, TIMESTAMPTZOID});
+
+	ResultSet result(fcinfo);
+	spi::Connection spi;
+	spi::Params lock_params;
+	lock_params.Add(batch.run_ids);
+	lock.Run(lock_params);
+	spi::Params params;
+	params.Add(batch.run_ids);
+	if (batch.results)
+		params.Add(*batch.results);
+	else
+		params.Null();
+	params.Timestamptz(now);
+	uint64 rows = complete.Run(params);
+	std::vector<Datum> finished_children;
+	for (uint64 row = 0; row < rows; ++row) {
+		Datum values[2] = {spi::Value(row, 0), spi::Value(row, 1)};
+		bool nulls[2] = {false, false};
+		result.Add(values, nulls);
+		if (!spi::BoolValue(row, 1))
+			continue;
+		if (spi::BoolValue(row, 3))
+			NotifyFinished(spi::Value(row, 2));
+		if (spi::BoolValue(row, 4))
+			finished_children.push_back(spi::Value(row, 2));
+	}
+	for (Datum child : finished_children)
+		WakeJoiners(child, now); // their parents are locked above
+	return Datum(0);
+}
+
 Datum Fail(FunctionCallInfo fcinfo) {
 	Arguments args(fcinfo);
 	Datum run_id = args.Uuid(0, "run_id");
@@ -116,5 +212,6 @@ Datum Heartbeat(FunctionCallInfo fcinfo) {
 } // namespace belay
 
 BELAY_FUNCTION(belay_complete, belay::Complete)
+BELAY_FUNCTION(belay_complete_many, belay::CompleteMany)
 BELAY_FUNCTION(belay_fail, belay::Fail)
 BELAY_FUNCTION(belay_heartbeat, belay::Heartbeat)

@@ -27,6 +27,11 @@ const Statement kStatements[] = {
      "SELECT run_id, task_id, task_name, params, headers, attempt, lease_expires_at, checkpoints "
      "FROM belay.claim($1, $2, $3::integer, $4::numeric)"},
     {"belay_complete", "SELECT belay.complete($1::uuid, $2::jsonb)"},
+    // Results travel as one JSON array; a JSON null result is stored as no result.
+    {"belay_complete_many",
+     "SELECT run_id, completed FROM belay.complete_many($1::uuid[], ARRAY("
+     " SELECT NULLIF(e.value, 'null'::jsonb) FROM jsonb_array_elements($2::jsonb) WITH ORDINALITY AS e(value, n)"
+     " ORDER BY e.n))"},
     {"belay_fail", "SELECT belay.fail($1::uuid, $2::jsonb, NULL, $3::boolean)"},
     {"belay_heartbeat", "SELECT belay.heartbeat($1::uuid, $2::numeric)"},
     {"belay_set_checkpoint", "SELECT belay.set_checkpoint($1::uuid, $2, $3::jsonb)"},

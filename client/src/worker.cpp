@@ -59,6 +59,8 @@ struct Worker::Impl {
 			options.worker_id = DefaultWorkerId();
 		if (options.concurrency < 1)
 			throw InvalidArgument("WorkerOptions.concurrency must be at least 1");
+		if (options.prefetch < 0)
+			throw InvalidArgument("WorkerOptions.prefetch must not be negative");
 		if (!(options.lease_seconds > 0))
 			throw InvalidArgument("WorkerOptions.lease_seconds must be greater than 0");
 		if (pipe(wake_pipe) != 0)
@@ -83,6 +85,7 @@ struct Worker::Impl {
 
 	void Dispatch();
 	void Execute();
+	void CompleteBatches();
 	void Heartbeat();
 	void RunJob(Session &session, ClaimedTask job);
 	bool Finish(Session &session, const char *statement, const std::string &run_id, const std::string &value,
@@ -99,6 +102,12 @@ struct Worker::Impl {
 	std::deque<ClaimedTask> jobs;
 	int busy = 0; // claimed and not yet finished (queued or running)
 	bool executors_exit = false;
+
+	// Finished handlers' results, sent in batches by the completer thread.
+	std::mutex completions_mutex;
+	std::condition_variable completions_changed;
+	std::vector<std::pair<std::string, Json>> completions; // run_id, result
+	bool completer_exit = false;
 
 	std::mutex active_mutex;
 	std::map<std::string, TaskContext *> active; // by run_id, for heartbeats
@@ -146,7 +155,8 @@ void Worker::Impl::Dispatch() {
 			int free_slots;
 			{
 				std::lock_guard<std::mutex> lock(jobs_mutex);
-				free_slots = options.concurrency - busy;
+				// claim() takes at most 1000 at a time.
+				free_slots = std::min(options.concurrency + options.prefetch - busy, 1000);
 			}
 			size_t got = 0;
 			if (free_slots > 0) {
@@ -254,10 +264,11 @@ void Worker::Impl::RunJob(Session &session, ClaimedTask job) {
 			throw Error("no handler for task name \"" + job.task_name + "\" on worker " + options.worker_id);
 		Json result = handler->second(context);
 		context.ThrowIfNotLive();
-		if (Finish(session, "belay_complete", job.run_id, result.dump(), false))
-			++completed;
-		else
-			++lost;
+		{
+			std::lock_guard<std::mutex> lock(completions_mutex);
+			completions.emplace_back(job.run_id, std::move(result));
+		}
+		completions_changed.notify_one();
 	} catch (const Suspended &) {
 		++suspended;
 	} catch (const LeaseLost &) {
@@ -281,6 +292,54 @@ void Worker::Impl::RunJob(Session &session, ClaimedTask job) {
 	}
 	std::lock_guard<std::mutex> lock(active_mutex);
 	active.erase(job.run_id);
+}
+
+void Worker::Impl::CompleteBatches() {
+	constexpr size_t kMaxBatch = 1000;
+	Session session(options.conninfo);
+	for (;;) {
+		std::vector<std::pair<std::string, Json>> batch;
+		{
+			std::unique_lock<std::mutex> lock(completions_mutex);
+			completions_changed.wait(lock, [&] { return !completions.empty() || completer_exit; });
+			if (completions.empty())
+				return;
+			size_t take = std::min(completions.size(), kMaxBatch);
+			batch.assign(std::make_move_iterator(completions.begin()),
+			             std::make_move_iterator(completions.begin() + static_cast<long>(take)));
+			completions.erase(completions.begin(), completions.begin() + static_cast<long>(take));
+		}
+		std::string run_ids = "{";
+		Json results = Json::array();
+		for (size_t i = 0; i < batch.size(); ++i) {
+			run_ids += (i ? "," : "") + batch[i].first;
+			results.push_back(std::move(batch[i].second));
+		}
+		run_ids += "}";
+		const std::string results_text = results.dump();
+		bool sent = false;
+		for (int attempt = 0; attempt < 5 && !sent; ++attempt) {
+			try {
+				pqxx::result rows = session.Transact(
+				    [&](pqxx::work &tx) { return tx.exec_prepared("belay_complete_many", run_ids, results_text); });
+				for (const auto &row : rows) {
+					if (row[1].as<bool>())
+						++completed;
+					else
+						++lost; // its lease expired or it was cancelled before the batch landed
+				}
+				sent = true;
+			} catch (const ConnectionError &e) {
+				std::cerr << "belay worker " << options.worker_id << ": " << e.what() << "; retrying completions\n";
+				std::this_thread::sleep_for(options.reconnect_delay);
+			} catch (const std::exception &e) {
+				std::cerr << "belay worker " << options.worker_id << ": completing a batch failed: " << e.what() << "\n";
+				break;
+			}
+		}
+		if (!sent)
+			lost += batch.size(); // the leases expire and the tasks are retried
+	}
 }
 
 void Worker::Impl::Heartbeat() {
@@ -334,6 +393,8 @@ void Worker::run() {
 	}
 	impl.executors_exit = false;
 	impl.heartbeat_exit = false;
+	impl.completer_exit = false;
+	std::thread completer([&] { impl.CompleteBatches(); });
 	std::vector<std::thread> executors;
 	for (int i = 0; i < impl.options.concurrency; ++i)
 		executors.emplace_back([&] { impl.Execute(); });
@@ -361,6 +422,12 @@ void Worker::run() {
 	for (auto &thread : executors)
 		thread.join();
 	heartbeat.join();
+	{
+		std::lock_guard<std::mutex> lock(impl.completions_mutex);
+		impl.completer_exit = true; // it sends what is left, then returns
+	}
+	impl.completions_changed.notify_all();
+	completer.join();
 	if (impl.options.handle_signals) {
 		sigaction(SIGINT, &previous_int, nullptr);
 		sigaction(SIGTERM, &previous_term, nullptr);

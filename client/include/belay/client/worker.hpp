@@ -19,6 +19,7 @@ struct WorkerOptions {
 	std::string queue = "default";
 	std::string worker_id;                              // default: host:pid
 	int concurrency = 4;                                // handlers running at once (threads)
+	int prefetch = 0;                                   // tasks claimed ahead of free threads
 	double lease_seconds = 60;                          // each claim's lease
 	double heartbeat_fraction = 1.0 / 3;                // heartbeat every lease × this
 	std::chrono::milliseconds poll_interval{1000};      // claim at least this often without a NOTIFY
@@ -27,6 +28,11 @@ struct WorkerOptions {
 	bool handle_signals = true;                         // SIGINT/SIGTERM call stop()
 };
 
+// Completions are batched: a completer thread sends the results of finished handlers in
+// one belay.complete_many() call per batch (it does not wait: a batch is whatever
+// finished since the last call). A larger prefetch lets short tasks drain faster, at the
+// cost of holding leases on tasks other workers could have started.
+//
 // A handler returns the task's result (any JSON; null for none). Throwing fails the run
 // with the exception's type and message; the task is retried by its policy.
 using Handler = std::function<Json(TaskContext &)>;
