@@ -412,6 +412,14 @@ SELECT split_part(pg_temp.try(format($$SELECT belay.set_checkpoint(%L, 's', '1')
 SELECT count(*) AS checkpoints FROM belay.checkpoints WHERE task_id = :'t_short';
 SELECT state <> 'completed' AS not_completed FROM belay.task(:'t_short');
 
+-- complete_many: NULLs, a NULL inside, results of another length, too many runs.
+\pset tuples_only on
+SELECT pg_temp.try($$SELECT * FROM belay.complete_many(NULL)$$);
+SELECT pg_temp.try($$SELECT * FROM belay.complete_many(ARRAY[NULL]::uuid[])$$);
+SELECT pg_temp.try($$SELECT * FROM belay.complete_many(ARRAY[belay.uuidv7()], ARRAY['{}', '{}']::jsonb[])$$);
+SELECT pg_temp.try($$SELECT * FROM belay.complete_many(ARRAY(SELECT belay.uuidv7() FROM generate_series(1, 10001)))$$);
+\pset tuples_only off
+
 -- Clean up.
 SELECT belay.drop_queue('lease');
 SELECT belay.drop_queue('bad');

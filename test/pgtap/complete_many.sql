@@ -1,0 +1,51 @@
+-- belay.complete_many: many live runs in one call; stale runs are reported, not raised.
+BEGIN;
+SELECT plan(16);
+
+SELECT belay.create_queue('tap_cm');
+SELECT count(*) FROM belay.spawn_many('tap_cm', 'job', '[{"n":1},{"n":2},{"n":3},{"n":4}]');
+CREATE TEMP TABLE claimed AS SELECT run_id, params->>'n' AS n FROM belay.claim('tap_cm', 'w', 4);
+SELECT is((SELECT count(*)::int FROM claimed), 4, 'four runs claimed');
+
+-- Run 1 is completed alone first, so it is stale in the batch.
+SELECT belay.complete(run_id) FROM claimed WHERE n = '1';
+CREATE TEMP TABLE outcome AS
+	SELECT * FROM belay.complete_many((SELECT array_agg(run_id ORDER BY n) FROM claimed),
+	                                  (SELECT array_agg(jsonb_build_object('n', n) ORDER BY n) FROM claimed));
+SELECT is((SELECT count(*)::int FROM outcome), 4, 'one row per run');
+SELECT is((SELECT completed FROM outcome o JOIN claimed c USING (run_id) WHERE c.n = '1'), false,
+          'the stale run is reported as not completed');
+SELECT is((SELECT count(*)::int FROM outcome WHERE completed), 3, 'the three live runs completed');
+SELECT is((SELECT count(*)::int FROM belay.tasks WHERE queue = 'tap_cm' AND state = 'completed'), 4,
+          'all four tasks are completed');
+SELECT is((SELECT result FROM belay.tasks WHERE queue = 'tap_cm' AND params->>'n' = '3'), '{"n": "3"}'::jsonb,
+          'each task got its own result');
+SELECT is((SELECT result FROM belay.tasks WHERE queue = 'tap_cm' AND params->>'n' = '1'), NULL::jsonb,
+          'the stale run did not overwrite the first completion');
+SELECT is((SELECT count(*)::int FROM belay.runs r JOIN belay.tasks t USING (task_id)
+           WHERE t.queue = 'tap_cm' AND r.outcome = 'completed'), 4, 'one completed run per task, no more');
+
+-- Without results, and again: everything is stale now.
+SELECT is((SELECT count(*)::int FROM belay.complete_many((SELECT array_agg(run_id) FROM claimed)) WHERE completed), 0,
+          'a second batch of the same runs completes nothing');
+SELECT is((SELECT count(*)::int FROM belay.complete_many(ARRAY[]::uuid[])), 0, 'an empty batch returns nothing');
+
+-- A child in a batch wakes the parent that joins it.
+SELECT task_id AS parent FROM belay.spawn('tap_cm', 'parent') \gset
+SELECT run_id AS parent_run FROM belay.claim('tap_cm', 'w', 1) \gset
+SELECT belay.spawn_child(:'parent_run', 'kid', 'child', '{}') AS child \gset
+SELECT is((SELECT suspended FROM belay.join(:'parent_run', 'joined', :'child')), true, 'the parent waits for its child');
+SELECT run_id AS child_run FROM belay.claim('tap_cm', 'w', 1) \gset
+SELECT is((SELECT completed FROM belay.complete_many(ARRAY[:'child_run'::uuid], ARRAY['{"ok": true}'::jsonb])), true,
+          'the child completes in a batch');
+SELECT is((SELECT state FROM belay.task(:'parent')), 'pending', 'the joining parent is woken');
+SELECT is((SELECT value->>'state' FROM belay.checkpoints(:'parent') WHERE step = 'joined'), 'completed',
+          'its join step holds the child''s outcome');
+
+-- Bad calls change nothing.
+SELECT throws_ok($$SELECT * FROM belay.complete_many(NULL)$$, '22004', NULL, 'run_ids NULL is refused');
+SELECT throws_ok($$SELECT * FROM belay.complete_many(ARRAY[belay.uuidv7()], ARRAY['{}', '{}']::jsonb[])$$, '22023', NULL,
+                 'results of another length are refused');
+
+SELECT * FROM finish();
+ROLLBACK;
