@@ -189,51 +189,80 @@ void WakeJoiners(Datum child_task_id, TimestampTz now) {
 	NotifyQueues(wake.Run(params), 0);
 }
 
+void LockTasks(Datum task_ids) {
+	// One simple statement: a locking query that joins or scans CTEs can, when a row
+	// changes while it waits, drop that row on its re-check instead of locking it.
+	static spi::Statement lock("SELECT 1 FROM belay.tasks WHERE task_id OPERATOR(pg_catalog.=) ANY ($1) "
+	                           "ORDER BY task_id FOR UPDATE",
+	                           {UUIDARRAYOID});
+	spi::Params params;
+	params.Add(task_ids);
+	lock.Run(params);
+}
+
 int CancelTrees(Datum root_ids, TimestampTz now, const std::optional<std::string> &reason) {
-	// One statement locks the trees and the roots' parents (to wake their joins) in
-	// task_id order, then cancels. A child spawned while we waited for a lock is not in
-	// this statement's snapshot, so we go again until a pass finds nothing: the cancelled
-	// parent's run can spawn no more.
-	static spi::Statement cancel(
+	// The trees and the roots' parents (to wake their joins), found without locks.
+	static spi::Statement find(
 	    "WITH RECURSIVE tree AS ("
 	    " SELECT task_id FROM belay.tasks WHERE task_id OPERATOR(pg_catalog.=) ANY ($1)"
 	    " UNION"
-	    " SELECT c.task_id FROM belay.tasks c JOIN tree ON c.parent_task_id OPERATOR(pg_catalog.=) tree.task_id), "
-	    "locked AS ("
-	    " SELECT t.task_id, t.state, t.run_id, t.attempt, t.worker, t.run_started_at,"
-	    "  t.task_id IN (SELECT task_id FROM tree) AS in_tree"
-	    " FROM belay.tasks t"
-	    " WHERE t.task_id IN (SELECT task_id FROM tree UNION ALL"
-	    "                     SELECT parent_task_id FROM belay.tasks WHERE task_id OPERATOR(pg_catalog.=) ANY ($1))"
-	    " ORDER BY t.task_id FOR UPDATE OF t), "
-	    "victims AS (SELECT * FROM locked WHERE in_tree AND state NOT IN " BELAY_TERMINAL_STATES "), "
+	    " SELECT c.task_id FROM belay.tasks c JOIN tree ON c.parent_task_id OPERATOR(pg_catalog.=) tree.task_id) "
+	    "SELECT (SELECT pg_catalog.array_agg(task_id) FROM tree), "
+	    " (SELECT pg_catalog.array_agg(task_id) FROM (SELECT task_id FROM tree UNION "
+	    "  SELECT parent_task_id FROM belay.tasks WHERE task_id OPERATOR(pg_catalog.=) ANY ($1) "
+	    "  AND parent_task_id IS NOT NULL) everything)",
+	    {UUIDARRAYOID});
+	// After the locks, in a statement of its own: its snapshot sees every row as locked.
+	// Times are read now too: a run claimed while we waited must not end before it started.
+	static spi::Statement cancel(
+	    "WITH victims AS ("
+	    " SELECT task_id, state, run_id, attempt, worker, run_started_at FROM belay.tasks"
+	    " WHERE task_id OPERATOR(pg_catalog.=) ANY ($1) AND state NOT IN " BELAY_TERMINAL_STATES "), "
 	    "cancelled AS ("
-	    " UPDATE belay.tasks t SET state = 'cancelled', finished_at = $2, run_id = NULL, lease_expires_at = NULL,"
-	    "  error = $3::jsonb"
+	    " UPDATE belay.tasks t SET state = 'cancelled', finished_at = pg_catalog.clock_timestamp(), run_id = NULL,"
+	    "  lease_expires_at = NULL, error = $2::jsonb"
 	    " FROM victims v WHERE t.task_id OPERATOR(pg_catalog.=) v.task_id RETURNING t.task_id, t.watched), "
-	    "dropped_waits AS ("
-	    " DELETE FROM belay.waits w USING cancelled c WHERE w.task_id OPERATOR(pg_catalog.=) c.task_id), "
 	    "ended_runs AS ("
 	    " INSERT INTO belay.runs (run_id, task_id, attempt, worker, started_at, ended_at, outcome)"
-	    " SELECT v.run_id, v.task_id, v.attempt, v.worker, v.run_started_at, $2, 'cancelled'"
+	    " SELECT v.run_id, v.task_id, v.attempt, v.worker, v.run_started_at, pg_catalog.clock_timestamp(), 'cancelled'"
 	    " FROM victims v WHERE v.state = 'running' AND v.run_id IS NOT NULL) "
 	    "SELECT c.task_id, c.watched FROM cancelled c",
-	    {UUIDARRAYOID, TIMESTAMPTZOID, TEXTOID});
+	    {UUIDARRAYOID, TEXTOID});
+	static spi::Statement drop_waits("DELETE FROM belay.waits WHERE task_id OPERATOR(pg_catalog.=) ANY ($1)",
+	                                 {UUIDARRAYOID});
+	// A child spawned while we waited for a lock is found by the next pass; the cancelled
+	// parent's run can spawn no more, so the passes end.
 	int total = 0;
 	for (int pass = 0; pass < 100; ++pass) {
+		spi::Params roots;
+		roots.Add(root_ids);
+		find.Run(roots);
+		bool none = true;
+		Datum tree = spi::Value(0, 0, &none);
+		if (none)
+			break;
+		LockTasks(spi::Value(0, 1));
 		spi::Params params;
-		params.Add(root_ids).Timestamptz(now).Text(reason);
+		params.Add(tree).Text(reason);
 		uint64 cancelled = cancel.Run(params);
 		if (cancelled == 0)
 			break;
 		total += static_cast<int>(cancelled);
-		// The cancelled tasks' parents that join them wake up with state 'cancelled'.
 		std::vector<Datum> ids;
 		for (uint64 row = 0; row < cancelled; ++row) {
 			ids.push_back(spi::Value(row, 0));
 			if (spi::BoolValue(row, 1))
 				NotifyFinished(ids.back());
 		}
+		Datum cancelled_ids = 0;
+		PgGuard([&] {
+			cancelled_ids = PointerGetDatum(
+			    construct_array(ids.data(), static_cast<int>(ids.size()), UUIDOID, UUID_LEN, false, TYPALIGN_CHAR));
+		});
+		spi::Params drop;
+		drop.Add(cancelled_ids);
+		drop_waits.Run(drop);
+		// The cancelled tasks' parents that join them wake up with state 'cancelled'.
 		for (Datum id : ids)
 			WakeJoiners(id, now);
 	}

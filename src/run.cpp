@@ -114,13 +114,11 @@ Datum CompleteMany(FunctionCallInfo fcinfo) {
 
 	// Every task of these runs and the parents of child tasks, locked in task_id order
 	// first (lifecycle.hpp): the update below then waits for nothing.
-	static spi::Statement lock(
-	    "WITH mine AS (SELECT task_id, parent_task_id FROM belay.tasks "
-	    "              WHERE run_id OPERATOR(pg_catalog.=) ANY ($1)) "
-	    "SELECT t.task_id FROM belay.tasks t "
-	    "WHERE t.task_id IN (SELECT task_id FROM mine UNION ALL "
-	    "                    SELECT parent_task_id FROM mine WHERE parent_task_id IS NOT NULL) "
-	    "ORDER BY t.task_id FOR UPDATE",
+	static spi::Statement involved(
+	    "SELECT pg_catalog.array_agg(id) FROM ("
+	    " SELECT task_id AS id FROM belay.tasks WHERE run_id OPERATOR(pg_catalog.=) ANY ($1)"
+	    " UNION SELECT parent_task_id FROM belay.tasks WHERE run_id OPERATOR(pg_catalog.=) ANY ($1)"
+	    "  AND parent_task_id IS NOT NULL) ids",
 	    {UUIDARRAYOID});
 	static spi::Statement complete(
 	    "WITH input AS (SELECT * FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2)) AS i(run_id, result)), "
@@ -141,7 +139,11 @@ Datum CompleteMany(FunctionCallInfo fcinfo) {
 	spi::Connection spi;
 	spi::Params lock_params;
 	lock_params.Add(batch.run_ids);
-	lock.Run(lock_params);
+	involved.Run(lock_params);
+	bool none = true;
+	Datum task_ids = spi::Value(0, 0, &none);
+	if (!none)
+		LockTasks(task_ids);
 	spi::Params params;
 	params.Add(batch.run_ids);
 	if (batch.results)

@@ -138,7 +138,8 @@ Datum Tick(FunctionCallInfo fcinfo) {
 	    "SELECT LEAST("
 	    " (SELECT pg_catalog.min(d.due) FROM belay.queues q, LATERAL (SELECT pg_catalog.min(available_at) AS due"
 	    "   FROM belay.tasks WHERE queue OPERATOR(pg_catalog.=) q.queue AND state IN ('scheduled', 'sleeping')) d),"
-	    " (SELECT pg_catalog.min(deadline) FROM belay.waits WHERE deadline IS NOT NULL),"
+	    " (SELECT pg_catalog.min(w.deadline) FROM belay.waits w JOIN belay.tasks t"
+	    "   ON t.task_id OPERATOR(pg_catalog.=) w.task_id WHERE w.deadline IS NOT NULL AND t.state = 'waiting'),"
 	    " (SELECT pg_catalog.min(lease_expires_at) FROM belay.tasks WHERE state = 'running'),"
 	    " (SELECT pg_catalog.min(cancel_at) FROM belay.tasks WHERE cancel_at IS NOT NULL"
 	    "   AND state NOT IN " BELAY_TERMINAL_STATES "))",

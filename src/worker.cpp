@@ -7,6 +7,8 @@
 // are caught by its PG_TRY; the tick's own C++ runs behind CppGuard inside belay.tick().
 #include "belay/worker.hpp"
 
+#include "belay/deferred_notify.hpp"
+
 extern "C" {
 #include "access/xlog.h"
 #include "commands/extension.h"
@@ -32,6 +34,8 @@ struct SharedState {
 	pg_atomic_uint32 worker_procno; // the worker's PGPROC number, or -1 when it is not running
 	pg_atomic_uint64 next_wake;     // when the worker plans to wake (TimestampTz)
 	pg_atomic_uint32 database;      // the database it serves, once connected
+	pg_atomic_uint32 tick_requested; // a backend made something due sooner than next_wake
+	DeferredNotifications notifications; // queues to NOTIFY on the backends' behalf
 };
 
 SharedState *shared = nullptr;
@@ -61,25 +65,64 @@ void StartupSharedMemory() {
 		pg_atomic_init_u32(&shared->worker_procno, static_cast<uint32>(-1));
 		pg_atomic_init_u64(&shared->next_wake, 0);
 		pg_atomic_init_u32(&shared->database, InvalidOid);
+		pg_atomic_init_u32(&shared->tick_requested, 0);
+		InitDeferredNotifications(&shared->notifications);
 	}
 	LWLockRelease(AddinShmemInitLock);
 }
 
-// Sets the worker's latch after commit, never mid-transaction: the worker must see what
-// we committed when it wakes.
-void OnTransactionEnd(XactEvent event, void *) {
-	if (event != XACT_EVENT_COMMIT && event != XACT_EVENT_PARALLEL_COMMIT && event != XACT_EVENT_ABORT &&
-	    event != XACT_EVENT_PARALLEL_ABORT)
-		return;
-	TimestampTz due = pending_wake;
-	pending_wake = 0;
-	if (due == 0 || shared == nullptr || event == XACT_EVENT_ABORT || event == XACT_EVENT_PARALLEL_ABORT)
-		return;
-	if (static_cast<uint64>(due) >= pg_atomic_read_u64(&shared->next_wake))
-		return;
+void SetWorkerLatch() {
 	uint32 procno = pg_atomic_read_u32(&shared->worker_procno);
 	if (procno != static_cast<uint32>(-1) && procno < ProcGlobal->allProcCount)
 		SetLatch(&ProcGlobal->allProcs[procno].procLatch);
+}
+
+// Wakes the worker after commit, never mid-transaction: it must see what we committed.
+// It is woken when we deferred notifications to it, or made something due sooner than it
+// plans to wake.
+void OnTransactionEnd(XactEvent event, void *) {
+	bool commit = event == XACT_EVENT_COMMIT || event == XACT_EVENT_PARALLEL_COMMIT;
+	bool abort = event == XACT_EVENT_ABORT || event == XACT_EVENT_PARALLEL_ABORT;
+	if (!commit && !abort)
+		return;
+	TimestampTz due = pending_wake;
+	pending_wake = 0;
+	if (shared == nullptr)
+		return;
+	bool notify = PublishDeferred(&shared->notifications, commit);
+	bool sooner = commit && due != 0 && static_cast<uint64>(due) < pg_atomic_read_u64(&shared->next_wake);
+	if (sooner)
+		pg_atomic_write_u32(&shared->tick_requested, 1);
+	if (notify || sooner)
+		SetWorkerLatch();
+}
+
+// Sends the notifications the backends deferred to us, in a transaction that does not
+// wait for its commit to be flushed.
+void SendDeferredNotifications() {
+	static char queues[kDeferredSlots][kDeferredNameSize];
+	bool overflow = false;
+	int count = TakeDeferred(&shared->notifications, queues, &overflow);
+	if (count == 0 && !overflow)
+		return;
+	SetCurrentStatementStartTimestamp();
+	StartTransactionCommand();
+	set_config_option("synchronous_commit", "off", PGC_USERSET, PGC_S_SESSION, GUC_ACTION_LOCAL, true, 0, false);
+	if (overflow) {
+		PushActiveSnapshot(GetTransactionSnapshot());
+		if (SPI_connect() != SPI_OK_CONNECT)
+			elog(ERROR, "belay worker: SPI_connect failed");
+		if (SPI_execute("SELECT queue FROM belay.queues", true, 0) != SPI_OK_SELECT)
+			elog(ERROR, "belay worker: cannot list the queues");
+		for (uint64 row = 0; row < SPI_processed; ++row)
+			Async_Notify("belay", SPI_getvalue(SPI_tuptable->vals[row], SPI_tuptable->tupdesc, 1));
+		SPI_finish();
+		PopActiveSnapshot();
+	} else {
+		for (int i = 0; i < count; ++i)
+			Async_Notify("belay", queues[i]);
+	}
+	CommitTransactionCommand();
 }
 
 void ForgetWorker(int, Datum) {
@@ -95,6 +138,12 @@ long RunTick() {
 	StartTransactionCommand();
 	PushActiveSnapshot(GetTransactionSnapshot());
 	pgstat_report_activity(STATE_RUNNING, "belay tick");
+	// A tick is a handful of index probes: a statement that runs long is a fault to report
+	// and recover from, not to wait on. Plans are made for each tick's data, not kept
+	// generic from an emptier table.
+	set_config_option("statement_timeout", "60s", PGC_SUSET, PGC_S_SESSION, GUC_ACTION_LOCAL, true, 0, false);
+	set_config_option("plan_cache_mode", "force_custom_plan", PGC_USERSET, PGC_S_SESSION, GUC_ACTION_LOCAL, true, 0,
+	                  false);
 	// Idle while the extension is absent or being created, and during recovery.
 	if (!RecoveryInProgress() && !creating_extension && OidIsValid(get_extension_oid("belay", true))) {
 		if (SPI_connect() != SPI_OK_CONNECT)
@@ -134,12 +183,23 @@ long RunTick() {
 
 void WorkerLoop() {
 	MemoryContext tick_context = AllocSetContextCreate(TopMemoryContext, "belay tick", ALLOCSET_DEFAULT_SIZES);
+	TimestampTz next_tick = 0; // tick at once
 	for (;;) {
-		long sleep_ms = error_backoff_ms;
+		// From here until we sleep again, every commit with a due time asks for a tick, so
+		// nothing committed while we work is missed.
+		pg_atomic_write_u64(&shared->next_wake, kWakeMeAlways);
 		MemoryContextSwitchTo(tick_context);
 		PG_TRY();
 		{
-			sleep_ms = RunTick();
+			SendDeferredNotifications();
+			// Most wake-ups only bring notifications to send: tick when something is due
+			// or a backend made something due sooner.
+			bool requested = pg_atomic_exchange_u32(&shared->tick_requested, 0) != 0;
+			if (requested || GetCurrentTimestamp() >= next_tick) {
+				long until_due_ms = RunTick();
+				next_tick = GetCurrentTimestamp() + until_due_ms * 1000;
+				SendDeferredNotifications(); // those that arrived while we ticked
+			}
 		}
 		PG_CATCH();
 		{
@@ -149,21 +209,21 @@ void WorkerLoop() {
 			AbortCurrentTransaction();
 			FlushErrorState();
 			pgstat_report_activity(STATE_IDLE, nullptr);
-			sleep_ms = error_backoff_ms;
+			next_tick = GetCurrentTimestamp() + error_backoff_ms * 1000L;
 		}
 		PG_END_TRY();
 		MemoryContextSwitchTo(TopMemoryContext);
 		MemoryContextReset(tick_context);
 
-		if (sleep_ms > 0) {
-			TimestampTz wake = GetCurrentTimestamp() + sleep_ms * 1000;
-			pg_atomic_write_u64(&shared->next_wake, static_cast<uint64>(wake));
+		long seconds = 0;
+		int micros = 0;
+		TimestampDifference(GetCurrentTimestamp(), next_tick, &seconds, &micros);
+		long sleep_ms = seconds * 1000 + (micros + 999) / 1000; // round up: never wake early
+		pg_atomic_write_u64(&shared->next_wake, static_cast<uint64>(next_tick));
+		if (sleep_ms > 0 && pg_atomic_read_u32(&shared->tick_requested) == 0) {
 			(void)WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, sleep_ms, PG_WAIT_EXTENSION);
 			ResetLatch(MyLatch);
 		}
-		// From here until we sleep again, every commit with a due time sets our latch, so
-		// nothing committed during the tick is missed.
-		pg_atomic_write_u64(&shared->next_wake, kWakeMeAlways);
 		CHECK_FOR_INTERRUPTS();
 		if (ConfigReloadPending) {
 			ConfigReloadPending = false;
@@ -216,6 +276,13 @@ void InitBackgroundWorker() {
 bool WorkerServesThisDatabase() {
 	return shared != nullptr && pg_atomic_read_u32(&shared->worker_procno) != static_cast<uint32>(-1) &&
 	       pg_atomic_read_u32(&shared->database) == MyDatabaseId;
+}
+
+bool DeferNotifyToWorker(const char *queue) {
+	if (!WorkerServesThisDatabase() || IsBackgroundWorker)
+		return false;
+	DeferNotify(queue);
+	return true;
 }
 
 void WakeWorkerBy(TimestampTz due) {

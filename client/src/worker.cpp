@@ -151,7 +151,7 @@ void Worker::Impl::Dispatch() {
 	while (!stopping) {
 		try {
 			if (!receiver)
-				receiver = std::make_unique<QueueReceiver>(session.Connection(), options.queue);
+				Translate([&] { receiver = std::make_unique<QueueReceiver>(session.Connection(), options.queue); });
 			int free_slots;
 			{
 				std::lock_guard<std::mutex> lock(jobs_mutex);
@@ -187,11 +187,11 @@ void Worker::Impl::Dispatch() {
 			if (got > 0 && static_cast<int>(got) == free_slots)
 				continue; // there may be more: claim again as soon as a slot frees
 			receiver->woken = false;
-			session.Connection().get_notifs();
+			Translate([&] { return session.Connection().get_notifs(); });
 			if (receiver->woken)
 				continue;
 			WaitForWake(session.Connection().sock());
-			session.Connection().get_notifs();
+			Translate([&] { return session.Connection().get_notifs(); });
 		} catch (const ConnectionError &e) {
 			// Tasks of a claim whose outcome we lost come back when their lease expires.
 			receiver.reset();
@@ -333,8 +333,17 @@ void Worker::Impl::CompleteBatches() {
 				std::cerr << "belay worker " << options.worker_id << ": " << e.what() << "; retrying completions\n";
 				std::this_thread::sleep_for(options.reconnect_delay);
 			} catch (const std::exception &e) {
-				std::cerr << "belay worker " << options.worker_id << ": completing a batch failed: " << e.what() << "\n";
-				break;
+				// Not the connection: complete them one by one (an extension older than
+				// complete_many, or one bad result), so one fault costs one task at most.
+				std::cerr << "belay worker " << options.worker_id << ": completing a batch failed (" << e.what()
+				          << "); completing one by one\n";
+				for (size_t i = 0; i < batch.size(); ++i) {
+					if (Finish(session, "belay_complete", batch[i].first, results[i].dump(), false))
+						++completed;
+					else
+						++lost;
+				}
+				sent = true;
 			}
 		}
 		if (!sent)

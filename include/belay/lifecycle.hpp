@@ -63,6 +63,9 @@ void WakeJoiners(Datum child_task_id, TimestampTz now);
 // reason: JSON text stored as the error of the cancelled tasks, or none. Returns how many.
 int CancelTrees(Datum root_ids /* uuid[] */, TimestampTz now, const std::optional<std::string> &reason);
 
+// Locks these tasks (uuid[]) FOR UPDATE in task_id order.
+void LockTasks(Datum task_ids);
+
 // Serializes emit_event and await_event of one (queue, event) for the transaction.
 void LockEvent(const std::string &queue, const std::string &event);
 

@@ -17,4 +17,8 @@ void WakeWorkerBy(TimestampTz due);
 // makes due tasks pending on time, and claim() need not look for them itself.
 bool WorkerServesThisDatabase();
 
+// Hands a queue notification to the worker (deferred_notify.hpp); false if the caller
+// must send it itself (no worker for this database, or we are the worker).
+bool DeferNotifyToWorker(const char *queue);
+
 } // namespace belay

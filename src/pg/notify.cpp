@@ -1,7 +1,9 @@
-// Coalesced queue notifications.
+// Coalesced queue notifications: sent by the backend, or handed to the background worker
+// (deferred_notify.hpp).
 #include "belay/notify.hpp"
 
 #include "belay/args.hpp"
+#include "belay/worker.hpp"
 
 #include <set>
 
@@ -22,6 +24,8 @@ void NotifyQueue(const std::string &queue) {
 		seen_subtransaction = subtransaction;
 	}
 	if (!notified.insert(queue).second)
+		return;
+	if (DeferNotifyToWorker(queue.c_str()))
 		return;
 	PgGuard([&] { Async_Notify("belay", queue.c_str()); });
 }
