@@ -20,12 +20,18 @@ std::vector<Datum> CopyColumn(uint64 rows, int column) {
 	return out;
 }
 
-void NotifyEach(uint64 rows) {
+// Runs a statement that makes tasks pending (with $1 now and $2 the batch size) and
+// returns their queues; notifies each queue once. Returns how many tasks.
+int RunAndNotify(spi::Statement &statement, TimestampTz now, int batch) {
+	spi::Params params;
+	params.Timestamptz(now).Int4(batch);
+	uint64 rows = statement.Run(params);
 	std::set<std::string> queues;
 	for (uint64 row = 0; row < rows; ++row)
 		queues.insert(spi::TextValue(row, 0));
 	for (const std::string &queue : queues)
 		NotifyQueue(queue);
+	return static_cast<int>(rows);
 }
 
 // Cancellation deadlines first, while this transaction holds no row lock: cancelling a
@@ -64,11 +70,7 @@ int WakeDue(TimestampTz now, int batch) {
 	    "      ORDER BY d.available_at LIMIT $2) due "
 	    "WHERE t.task_id OPERATOR(pg_catalog.=) due.task_id RETURNING t.queue",
 	    {TIMESTAMPTZOID, INT4OID});
-	spi::Params params;
-	params.Timestamptz(now).Int4(batch);
-	uint64 woken = wake.Run(params);
-	NotifyEach(woken);
-	return static_cast<int>(woken);
+	return RunAndNotify(wake, now, batch);
 }
 
 int TimeOutWaits(TimestampTz now, int batch) {
@@ -90,11 +92,7 @@ int TimeOutWaits(TimestampTz now, int batch) {
 	    "UPDATE belay.tasks t SET state = 'pending', available_at = $1 FROM settled s "
 	    "WHERE t.task_id OPERATOR(pg_catalog.=) s.task_id RETURNING t.queue",
 	    {TIMESTAMPTZOID, INT4OID});
-	spi::Params params;
-	params.Timestamptz(now).Int4(batch);
-	uint64 timed_out = timeout.Run(params);
-	NotifyEach(timed_out);
-	return static_cast<int>(timed_out);
+	return RunAndNotify(timeout, now, batch);
 }
 
 int ReclaimLeases(TimestampTz now, int batch) {

@@ -41,3 +41,41 @@ FROM belay.uuidv7() AS u;
 SELECT a = (SELECT array_agg(x ORDER BY x) FROM unnest(a) AS x) AS increasing,
        cardinality(a) = (SELECT count(DISTINCT x) FROM unnest(a) AS x) AS distinct_ids
 FROM (SELECT array_agg(belay.uuidv7()) AS a FROM generate_series(1, 1000)) AS s;
+
+-- Helpers for the tests that follow (bad_inputs, suspension_inputs): regress.try(sql)
+-- runs one call and returns 'SQLSTATE: message (HINT: hint)', with ids replaced by
+-- <uuid>; if the call changed any row of belay's tables it appends [DATA CHANGED], and
+-- a call that raises no error returns 'no error'.
+CREATE SCHEMA regress;
+CREATE FUNCTION regress.fingerprint() RETURNS text LANGUAGE sql AS $$
+	SELECT md5(concat_ws('|',
+		(SELECT string_agg(q::text, ',' ORDER BY q.queue) FROM belay.queues q),
+		(SELECT string_agg(t::text, ',' ORDER BY t.task_id) FROM belay.tasks t),
+		(SELECT string_agg(r::text, ',' ORDER BY r.run_id) FROM belay.runs r),
+		(SELECT string_agg(c::text, ',' ORDER BY c.task_id, c.step) FROM belay.checkpoints c),
+		(SELECT string_agg(e::text, ',' ORDER BY e.queue, e.event) FROM belay.events e),
+		(SELECT string_agg(w::text, ',' ORDER BY w.task_id) FROM belay.waits w)))
+$$;
+
+CREATE FUNCTION regress.try(sql text) RETURNS text LANGUAGE plpgsql AS $$
+DECLARE
+	before text := regress.fingerprint();
+	code text;
+	message text;
+	hint text;
+	outcome text;
+BEGIN
+	BEGIN
+		EXECUTE sql;
+		outcome := 'no error';
+	EXCEPTION WHEN OTHERS THEN
+		GET STACKED DIAGNOSTICS code = RETURNED_SQLSTATE, message = MESSAGE_TEXT, hint = PG_EXCEPTION_HINT;
+		outcome := code || ': ' || message || CASE WHEN hint <> '' THEN ' (HINT: ' || hint || ')' ELSE '' END;
+	END;
+	outcome := regexp_replace(outcome, '[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}', '<uuid>', 'g');
+	IF regress.fingerprint() IS DISTINCT FROM before THEN
+		outcome := outcome || ' [DATA CHANGED]';
+	END IF;
+	RETURN outcome;
+END
+$$;

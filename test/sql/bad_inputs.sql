@@ -1,41 +1,12 @@
 -- belay: every bad input gets an error with a SQLSTATE and a message that names the
 -- argument, and changes nothing.
 --
--- pg_temp.try(sql) runs one call and returns 'SQLSTATE: message (HINT: hint)', with
+-- regress.try(sql) runs one call and returns 'SQLSTATE: message (HINT: hint)', with
 -- ids replaced by <uuid>; if the call changed any row of belay's tables it appends
 -- [DATA CHANGED], and a call that raises no error returns 'no error'. After each
 -- section the tables are compared with the snapshot taken after the setup.
 
-CREATE FUNCTION pg_temp.fingerprint() RETURNS text LANGUAGE sql AS $$
-	SELECT md5(concat_ws('|',
-		(SELECT string_agg(q::text, ',' ORDER BY q.queue) FROM belay.queues q),
-		(SELECT string_agg(t::text, ',' ORDER BY t.task_id) FROM belay.tasks t),
-		(SELECT string_agg(r::text, ',' ORDER BY r.run_id) FROM belay.runs r),
-		(SELECT string_agg(c::text, ',' ORDER BY c.task_id, c.step) FROM belay.checkpoints c)))
-$$;
-
-CREATE FUNCTION pg_temp.try(sql text) RETURNS text LANGUAGE plpgsql AS $$
-DECLARE
-	before text := pg_temp.fingerprint();
-	code text;
-	message text;
-	hint text;
-	outcome text;
-BEGIN
-	BEGIN
-		EXECUTE sql;
-		outcome := 'no error';
-	EXCEPTION WHEN OTHERS THEN
-		GET STACKED DIAGNOSTICS code = RETURNED_SQLSTATE, message = MESSAGE_TEXT, hint = PG_EXCEPTION_HINT;
-		outcome := code || ': ' || message || CASE WHEN hint <> '' THEN ' (HINT: ' || hint || ')' ELSE '' END;
-	END;
-	outcome := regexp_replace(outcome, '[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}', '<uuid>', 'g');
-	IF pg_temp.fingerprint() IS DISTINCT FROM before THEN
-		outcome := outcome || ' [DATA CHANGED]';
-	END IF;
-	RETURN outcome;
-END
-$$;
+-- regress.try and regress.fingerprint are created by 00_setup.sql.
 
 ------------------------------------------------------------------------------------------
 -- Setup: a queue with a policy and a task in every state
@@ -69,7 +40,7 @@ SELECT task_id AS t_delayed FROM belay.spawn('bad', 'delayed', '{}', '{"delay_se
 
 SELECT queue, policy FROM belay.list_queues();
 SELECT task_name, state, attempt, max_attempts, run_id IS NOT NULL AS has_run FROM belay.tasks ORDER BY task_name;
-SELECT pg_temp.fingerprint() AS baseline \gset
+SELECT regress.fingerprint() AS baseline \gset
 
 \pset tuples_only on
 
@@ -77,91 +48,91 @@ SELECT pg_temp.fingerprint() AS baseline \gset
 -- NULL for every argument that must not be null: 22004
 ------------------------------------------------------------------------------------------
 
-SELECT pg_temp.try($$SELECT belay.create_queue(NULL)$$);
-SELECT pg_temp.try($$SELECT belay.create_queue('newq', NULL)$$);
-SELECT pg_temp.try($$SELECT belay.create_queue('bad', NULL)$$);
-SELECT pg_temp.try($$SELECT belay.drop_queue(NULL)$$);
-SELECT pg_temp.try($$SELECT belay.spawn(NULL, 't')$$);
-SELECT pg_temp.try($$SELECT belay.spawn('bad', NULL)$$);
-SELECT pg_temp.try($$SELECT belay.spawn('bad', 't', NULL)$$);
-SELECT pg_temp.try($$SELECT belay.spawn('bad', 't', '{}', NULL)$$);
-SELECT pg_temp.try($$SELECT belay.spawn_many(NULL, 't', '[{}]')$$);
-SELECT pg_temp.try($$SELECT belay.spawn_many('bad', NULL, '[{}]')$$);
-SELECT pg_temp.try($$SELECT belay.spawn_many('bad', 't', NULL)$$);
-SELECT pg_temp.try($$SELECT belay.spawn_many('bad', 't', '[{}]', NULL)$$);
-SELECT pg_temp.try($$SELECT belay.claim(NULL, 'w')$$);
-SELECT pg_temp.try($$SELECT belay.claim('bad', NULL)$$);
-SELECT pg_temp.try($$SELECT belay.claim('bad', 'w', NULL)$$);
-SELECT pg_temp.try($$SELECT belay.claim('bad', 'w', 1, NULL)$$);
-SELECT pg_temp.try($$SELECT belay.complete(NULL)$$);
-SELECT pg_temp.try($$SELECT belay.complete(NULL, '{}')$$);
-SELECT pg_temp.try($$SELECT belay.fail(NULL, '{}')$$);
-SELECT pg_temp.try(format($$SELECT belay.fail(%L, NULL)$$, :'r_running'));
-SELECT pg_temp.try(format($$SELECT belay.fail(%L, '{}', NULL, NULL)$$, :'r_running'));
-SELECT pg_temp.try($$SELECT belay.heartbeat(NULL)$$);
-SELECT pg_temp.try($$SELECT belay.heartbeat(NULL, 60)$$);
-SELECT pg_temp.try($$SELECT belay.set_checkpoint(NULL, 's', '1')$$);
-SELECT pg_temp.try(format($$SELECT belay.set_checkpoint(%L, NULL, '1')$$, :'r_running'));
-SELECT pg_temp.try(format($$SELECT belay.set_checkpoint(%L, 's', NULL)$$, :'r_running'));
-SELECT pg_temp.try($$SELECT belay.checkpoints(NULL)$$);
-SELECT pg_temp.try($$SELECT belay.cancel(NULL)$$);
-SELECT pg_temp.try($$SELECT belay.retry(NULL)$$);
-SELECT pg_temp.try($$SELECT belay.task(NULL)$$);
-SELECT pg_temp.try($$SELECT belay.cleanup(NULL, NULL)$$);
-SELECT pg_temp.try($$SELECT belay.cleanup('bad', NULL)$$);
+SELECT regress.try($$SELECT belay.create_queue(NULL)$$);
+SELECT regress.try($$SELECT belay.create_queue('newq', NULL)$$);
+SELECT regress.try($$SELECT belay.create_queue('bad', NULL)$$);
+SELECT regress.try($$SELECT belay.drop_queue(NULL)$$);
+SELECT regress.try($$SELECT belay.spawn(NULL, 't')$$);
+SELECT regress.try($$SELECT belay.spawn('bad', NULL)$$);
+SELECT regress.try($$SELECT belay.spawn('bad', 't', NULL)$$);
+SELECT regress.try($$SELECT belay.spawn('bad', 't', '{}', NULL)$$);
+SELECT regress.try($$SELECT belay.spawn_many(NULL, 't', '[{}]')$$);
+SELECT regress.try($$SELECT belay.spawn_many('bad', NULL, '[{}]')$$);
+SELECT regress.try($$SELECT belay.spawn_many('bad', 't', NULL)$$);
+SELECT regress.try($$SELECT belay.spawn_many('bad', 't', '[{}]', NULL)$$);
+SELECT regress.try($$SELECT belay.claim(NULL, 'w')$$);
+SELECT regress.try($$SELECT belay.claim('bad', NULL)$$);
+SELECT regress.try($$SELECT belay.claim('bad', 'w', NULL)$$);
+SELECT regress.try($$SELECT belay.claim('bad', 'w', 1, NULL)$$);
+SELECT regress.try($$SELECT belay.complete(NULL)$$);
+SELECT regress.try($$SELECT belay.complete(NULL, '{}')$$);
+SELECT regress.try($$SELECT belay.fail(NULL, '{}')$$);
+SELECT regress.try(format($$SELECT belay.fail(%L, NULL)$$, :'r_running'));
+SELECT regress.try(format($$SELECT belay.fail(%L, '{}', NULL, NULL)$$, :'r_running'));
+SELECT regress.try($$SELECT belay.heartbeat(NULL)$$);
+SELECT regress.try($$SELECT belay.heartbeat(NULL, 60)$$);
+SELECT regress.try($$SELECT belay.set_checkpoint(NULL, 's', '1')$$);
+SELECT regress.try(format($$SELECT belay.set_checkpoint(%L, NULL, '1')$$, :'r_running'));
+SELECT regress.try(format($$SELECT belay.set_checkpoint(%L, 's', NULL)$$, :'r_running'));
+SELECT regress.try($$SELECT belay.checkpoints(NULL)$$);
+SELECT regress.try($$SELECT belay.cancel(NULL)$$);
+SELECT regress.try($$SELECT belay.retry(NULL)$$);
+SELECT regress.try($$SELECT belay.task(NULL)$$);
+SELECT regress.try($$SELECT belay.cleanup(NULL, NULL)$$);
+SELECT regress.try($$SELECT belay.cleanup('bad', NULL)$$);
 
 \pset tuples_only off
-SELECT pg_temp.fingerprint() = :'baseline' AS unchanged;
+SELECT regress.fingerprint() = :'baseline' AS unchanged;
 \pset tuples_only on
 
 ------------------------------------------------------------------------------------------
 -- Queue names: 1 to 100 characters of [A-Za-z0-9_.:-]; 22023
 ------------------------------------------------------------------------------------------
 
-SELECT pg_temp.try($$SELECT belay.create_queue('')$$);
-SELECT pg_temp.try($$SELECT belay.create_queue(repeat('x', 101))$$);
-SELECT pg_temp.try($$SELECT belay.create_queue('a b')$$);
-SELECT pg_temp.try($$SELECT belay.create_queue('a/b')$$);
-SELECT pg_temp.try($$SELECT belay.create_queue('a;b')$$);
-SELECT pg_temp.try($$SELECT belay.create_queue('qü')$$);
-SELECT pg_temp.try($$SELECT belay.create_queue(E'tab\there')$$);
-SELECT pg_temp.try($$SELECT belay.drop_queue('')$$);
-SELECT pg_temp.try($$SELECT belay.drop_queue(repeat('x', 101))$$);
-SELECT pg_temp.try($$SELECT belay.drop_queue('a b')$$);
-SELECT pg_temp.try($$SELECT belay.spawn('', 't')$$);
-SELECT pg_temp.try($$SELECT belay.spawn(repeat('x', 101), 't')$$);
-SELECT pg_temp.try($$SELECT belay.spawn('a b', 't')$$);
-SELECT pg_temp.try($$SELECT belay.spawn_many('', 't', '[{}]')$$);
-SELECT pg_temp.try($$SELECT belay.spawn_many(repeat('x', 101), 't', '[{}]')$$);
-SELECT pg_temp.try($$SELECT belay.spawn_many('a*b', 't', '[{}]')$$);
-SELECT pg_temp.try($$SELECT belay.claim('', 'w')$$);
-SELECT pg_temp.try($$SELECT belay.claim(repeat('x', 101), 'w')$$);
-SELECT pg_temp.try($$SELECT belay.claim('a b', 'w')$$);
-SELECT pg_temp.try($$SELECT belay.cleanup('')$$);
-SELECT pg_temp.try($$SELECT belay.cleanup(repeat('x', 101))$$);
-SELECT pg_temp.try($$SELECT belay.cleanup('a b')$$);
+SELECT regress.try($$SELECT belay.create_queue('')$$);
+SELECT regress.try($$SELECT belay.create_queue(repeat('x', 101))$$);
+SELECT regress.try($$SELECT belay.create_queue('a b')$$);
+SELECT regress.try($$SELECT belay.create_queue('a/b')$$);
+SELECT regress.try($$SELECT belay.create_queue('a;b')$$);
+SELECT regress.try($$SELECT belay.create_queue('qü')$$);
+SELECT regress.try($$SELECT belay.create_queue(E'tab\there')$$);
+SELECT regress.try($$SELECT belay.drop_queue('')$$);
+SELECT regress.try($$SELECT belay.drop_queue(repeat('x', 101))$$);
+SELECT regress.try($$SELECT belay.drop_queue('a b')$$);
+SELECT regress.try($$SELECT belay.spawn('', 't')$$);
+SELECT regress.try($$SELECT belay.spawn(repeat('x', 101), 't')$$);
+SELECT regress.try($$SELECT belay.spawn('a b', 't')$$);
+SELECT regress.try($$SELECT belay.spawn_many('', 't', '[{}]')$$);
+SELECT regress.try($$SELECT belay.spawn_many(repeat('x', 101), 't', '[{}]')$$);
+SELECT regress.try($$SELECT belay.spawn_many('a*b', 't', '[{}]')$$);
+SELECT regress.try($$SELECT belay.claim('', 'w')$$);
+SELECT regress.try($$SELECT belay.claim(repeat('x', 101), 'w')$$);
+SELECT regress.try($$SELECT belay.claim('a b', 'w')$$);
+SELECT regress.try($$SELECT belay.cleanup('')$$);
+SELECT regress.try($$SELECT belay.cleanup(repeat('x', 101))$$);
+SELECT regress.try($$SELECT belay.cleanup('a b')$$);
 
 \pset tuples_only off
-SELECT pg_temp.fingerprint() = :'baseline' AS unchanged;
+SELECT regress.fingerprint() = :'baseline' AS unchanged;
 \pset tuples_only on
 
 ------------------------------------------------------------------------------------------
 -- Other names: empty or longer than 255 characters; 22023
 ------------------------------------------------------------------------------------------
 
-SELECT pg_temp.try($$SELECT belay.spawn('bad', '')$$);
-SELECT pg_temp.try($$SELECT belay.spawn('bad', repeat('t', 256))$$);
-SELECT pg_temp.try($$SELECT belay.spawn_many('bad', '', '[{}]')$$);
-SELECT pg_temp.try($$SELECT belay.spawn_many('bad', repeat('t', 256), '[{}]')$$);
-SELECT pg_temp.try($$SELECT belay.claim('bad', '')$$);
-SELECT pg_temp.try($$SELECT belay.claim('bad', repeat('w', 256))$$);
-SELECT pg_temp.try(format($$SELECT belay.set_checkpoint(%L, '', '1')$$, :'r_running'));
-SELECT pg_temp.try(format($$SELECT belay.set_checkpoint(%L, repeat('s', 256), '1')$$, :'r_running'));
-SELECT pg_temp.try($$SELECT belay.spawn('bad', 't', '{}', '{"idempotency_key": ""}')$$);
-SELECT pg_temp.try($$SELECT belay.spawn('bad', 't', '{}', jsonb_build_object('idempotency_key', repeat('k', 256)))$$);
+SELECT regress.try($$SELECT belay.spawn('bad', '')$$);
+SELECT regress.try($$SELECT belay.spawn('bad', repeat('t', 256))$$);
+SELECT regress.try($$SELECT belay.spawn_many('bad', '', '[{}]')$$);
+SELECT regress.try($$SELECT belay.spawn_many('bad', repeat('t', 256), '[{}]')$$);
+SELECT regress.try($$SELECT belay.claim('bad', '')$$);
+SELECT regress.try($$SELECT belay.claim('bad', repeat('w', 256))$$);
+SELECT regress.try(format($$SELECT belay.set_checkpoint(%L, '', '1')$$, :'r_running'));
+SELECT regress.try(format($$SELECT belay.set_checkpoint(%L, repeat('s', 256), '1')$$, :'r_running'));
+SELECT regress.try($$SELECT belay.spawn('bad', 't', '{}', '{"idempotency_key": ""}')$$);
+SELECT regress.try($$SELECT belay.spawn('bad', 't', '{}', jsonb_build_object('idempotency_key', repeat('k', 256)))$$);
 
 \pset tuples_only off
-SELECT pg_temp.fingerprint() = :'baseline' AS unchanged;
+SELECT regress.fingerprint() = :'baseline' AS unchanged;
 \pset tuples_only on
 
 ------------------------------------------------------------------------------------------
@@ -169,33 +140,33 @@ SELECT pg_temp.fingerprint() = :'baseline' AS unchanged;
 ------------------------------------------------------------------------------------------
 
 -- Not an object.
-SELECT pg_temp.try($$SELECT belay.create_queue('newq', '[]')$$);
-SELECT pg_temp.try($$SELECT belay.create_queue('newq', '"x"')$$);
-SELECT pg_temp.try($$SELECT belay.create_queue('newq', 'null')$$);
+SELECT regress.try($$SELECT belay.create_queue('newq', '[]')$$);
+SELECT regress.try($$SELECT belay.create_queue('newq', '"x"')$$);
+SELECT regress.try($$SELECT belay.create_queue('newq', 'null')$$);
 -- Unknown keys, at the top and nested.
-SELECT pg_temp.try($$SELECT belay.create_queue('newq', '{"priority": 1}')$$);
-SELECT pg_temp.try($$SELECT belay.create_queue('bad', '{"max_attempts": 2, "bogus": true}')$$);
-SELECT pg_temp.try($$SELECT belay.create_queue('bad', '{"retry": {"kind": "fixed", "bogus": 1}}')$$);
-SELECT pg_temp.try($$SELECT belay.create_queue('bad', '{"cancellation": {"max_delay": 10}}')$$);
+SELECT regress.try($$SELECT belay.create_queue('newq', '{"priority": 1}')$$);
+SELECT regress.try($$SELECT belay.create_queue('bad', '{"max_attempts": 2, "bogus": true}')$$);
+SELECT regress.try($$SELECT belay.create_queue('bad', '{"retry": {"kind": "fixed", "bogus": 1}}')$$);
+SELECT regress.try($$SELECT belay.create_queue('bad', '{"cancellation": {"max_delay": 10}}')$$);
 -- Wrong types and out of range.
-SELECT pg_temp.try($$SELECT belay.create_queue('bad', '{"max_attempts": "5"}')$$);
-SELECT pg_temp.try($$SELECT belay.create_queue('bad', '{"max_attempts": 1.5}')$$);
-SELECT pg_temp.try($$SELECT belay.create_queue('bad', '{"max_attempts": 0}')$$);
-SELECT pg_temp.try($$SELECT belay.create_queue('bad', '{"max_attempts": 2147483648}')$$);
-SELECT pg_temp.try($$SELECT belay.create_queue('bad', '{"retry": "x"}')$$);
-SELECT pg_temp.try($$SELECT belay.create_queue('bad', '{"retry": {"kind": "linear"}}')$$);
-SELECT pg_temp.try($$SELECT belay.create_queue('bad', '{"retry": {"jitter": 1}}')$$);
-SELECT pg_temp.try($$SELECT belay.create_queue('bad', '{"retry": {"factor": 0.5}}')$$);
-SELECT pg_temp.try($$SELECT belay.create_queue('bad', '{"retry": {"base_seconds": -1}}')$$);
-SELECT pg_temp.try($$SELECT belay.create_queue('bad', '{"retry": {"max_seconds": "60"}}')$$);
-SELECT pg_temp.try($$SELECT belay.create_queue('bad', '{"cancellation": "x"}')$$);
-SELECT pg_temp.try($$SELECT belay.create_queue('bad', '{"cancellation": {"max_delay_seconds": 0}}')$$);
-SELECT pg_temp.try($$SELECT belay.create_queue('bad', '{"cancellation": {"max_duration_seconds": -5}}')$$);
+SELECT regress.try($$SELECT belay.create_queue('bad', '{"max_attempts": "5"}')$$);
+SELECT regress.try($$SELECT belay.create_queue('bad', '{"max_attempts": 1.5}')$$);
+SELECT regress.try($$SELECT belay.create_queue('bad', '{"max_attempts": 0}')$$);
+SELECT regress.try($$SELECT belay.create_queue('bad', '{"max_attempts": 2147483648}')$$);
+SELECT regress.try($$SELECT belay.create_queue('bad', '{"retry": "x"}')$$);
+SELECT regress.try($$SELECT belay.create_queue('bad', '{"retry": {"kind": "linear"}}')$$);
+SELECT regress.try($$SELECT belay.create_queue('bad', '{"retry": {"jitter": 1}}')$$);
+SELECT regress.try($$SELECT belay.create_queue('bad', '{"retry": {"factor": 0.5}}')$$);
+SELECT regress.try($$SELECT belay.create_queue('bad', '{"retry": {"base_seconds": -1}}')$$);
+SELECT regress.try($$SELECT belay.create_queue('bad', '{"retry": {"max_seconds": "60"}}')$$);
+SELECT regress.try($$SELECT belay.create_queue('bad', '{"cancellation": "x"}')$$);
+SELECT regress.try($$SELECT belay.create_queue('bad', '{"cancellation": {"max_delay_seconds": 0}}')$$);
+SELECT regress.try($$SELECT belay.create_queue('bad', '{"cancellation": {"max_duration_seconds": -5}}')$$);
 
 \pset tuples_only off
 -- Neither queue 'newq' nor a change to the policy of 'bad'.
 SELECT queue, policy FROM belay.list_queues();
-SELECT pg_temp.fingerprint() = :'baseline' AS unchanged;
+SELECT regress.fingerprint() = :'baseline' AS unchanged;
 \pset tuples_only on
 
 ------------------------------------------------------------------------------------------
@@ -203,64 +174,64 @@ SELECT pg_temp.fingerprint() = :'baseline' AS unchanged;
 ------------------------------------------------------------------------------------------
 
 -- params must be an object.
-SELECT pg_temp.try($$SELECT belay.spawn('bad', 't', '[]')$$);
-SELECT pg_temp.try($$SELECT belay.spawn('bad', 't', '[{}]')$$);
-SELECT pg_temp.try($$SELECT belay.spawn('bad', 't', '1')$$);
-SELECT pg_temp.try($$SELECT belay.spawn('bad', 't', '"x"')$$);
-SELECT pg_temp.try($$SELECT belay.spawn('bad', 't', 'null')$$);
+SELECT regress.try($$SELECT belay.spawn('bad', 't', '[]')$$);
+SELECT regress.try($$SELECT belay.spawn('bad', 't', '[{}]')$$);
+SELECT regress.try($$SELECT belay.spawn('bad', 't', '1')$$);
+SELECT regress.try($$SELECT belay.spawn('bad', 't', '"x"')$$);
+SELECT regress.try($$SELECT belay.spawn('bad', 't', 'null')$$);
 -- options must be an object.
-SELECT pg_temp.try($$SELECT belay.spawn('bad', 't', '{}', '[]')$$);
-SELECT pg_temp.try($$SELECT belay.spawn('bad', 't', '{}', '"x"')$$);
+SELECT regress.try($$SELECT belay.spawn('bad', 't', '{}', '[]')$$);
+SELECT regress.try($$SELECT belay.spawn('bad', 't', '{}', '"x"')$$);
 -- Unknown keys, at the top and nested (queue is an option of spawn_child only).
-SELECT pg_temp.try($$SELECT belay.spawn('bad', 't', '{}', '{"bogus": 1}')$$);
-SELECT pg_temp.try($$SELECT belay.spawn('bad', 't', '{}', '{"queue": "other"}')$$);
-SELECT pg_temp.try($$SELECT belay.spawn('bad', 't', '{}', '{"priority": 1, "Priority": 2}')$$);
-SELECT pg_temp.try($$SELECT belay.spawn('bad', 't', '{}', '{"retry": {"kind": "fixed", "tries": 3}}')$$);
-SELECT pg_temp.try($$SELECT belay.spawn('bad', 't', '{}', '{"cancellation": {"max_delay_seconds": 5, "after": 1}}')$$);
+SELECT regress.try($$SELECT belay.spawn('bad', 't', '{}', '{"bogus": 1}')$$);
+SELECT regress.try($$SELECT belay.spawn('bad', 't', '{}', '{"queue": "other"}')$$);
+SELECT regress.try($$SELECT belay.spawn('bad', 't', '{}', '{"priority": 1, "Priority": 2}')$$);
+SELECT regress.try($$SELECT belay.spawn('bad', 't', '{}', '{"retry": {"kind": "fixed", "tries": 3}}')$$);
+SELECT regress.try($$SELECT belay.spawn('bad', 't', '{}', '{"cancellation": {"max_delay_seconds": 5, "after": 1}}')$$);
 -- Wrong JSON types.
-SELECT pg_temp.try($$SELECT belay.spawn('bad', 't', '{}', '{"max_attempts": "5"}')$$);
-SELECT pg_temp.try($$SELECT belay.spawn('bad', 't', '{}', '{"max_attempts": 2.5}')$$);
-SELECT pg_temp.try($$SELECT belay.spawn('bad', 't', '{}', '{"priority": 1.5}')$$);
-SELECT pg_temp.try($$SELECT belay.spawn('bad', 't', '{}', '{"priority": "high"}')$$);
-SELECT pg_temp.try($$SELECT belay.spawn('bad', 't', '{}', '{"headers": []}')$$);
-SELECT pg_temp.try($$SELECT belay.spawn('bad', 't', '{}', '{"headers": "h"}')$$);
-SELECT pg_temp.try($$SELECT belay.spawn('bad', 't', '{}', '{"retry": "x"}')$$);
-SELECT pg_temp.try($$SELECT belay.spawn('bad', 't', '{}', '{"retry": {"jitter": 1}}')$$);
-SELECT pg_temp.try($$SELECT belay.spawn('bad', 't', '{}', '{"retry": {"kind": 1}}')$$);
-SELECT pg_temp.try($$SELECT belay.spawn('bad', 't', '{}', '{"retry": {"base_seconds": "1"}}')$$);
-SELECT pg_temp.try($$SELECT belay.spawn('bad', 't', '{}', '{"cancellation": []}')$$);
-SELECT pg_temp.try($$SELECT belay.spawn('bad', 't', '{}', '{"cancellation": {"max_duration_seconds": true}}')$$);
-SELECT pg_temp.try($$SELECT belay.spawn('bad', 't', '{}', '{"delay_seconds": "10"}')$$);
-SELECT pg_temp.try($$SELECT belay.spawn('bad', 't', '{}', '{"run_at": 1893456000}')$$);
-SELECT pg_temp.try($$SELECT belay.spawn('bad', 't', '{}', '{"idempotency_key": 7}')$$);
+SELECT regress.try($$SELECT belay.spawn('bad', 't', '{}', '{"max_attempts": "5"}')$$);
+SELECT regress.try($$SELECT belay.spawn('bad', 't', '{}', '{"max_attempts": 2.5}')$$);
+SELECT regress.try($$SELECT belay.spawn('bad', 't', '{}', '{"priority": 1.5}')$$);
+SELECT regress.try($$SELECT belay.spawn('bad', 't', '{}', '{"priority": "high"}')$$);
+SELECT regress.try($$SELECT belay.spawn('bad', 't', '{}', '{"headers": []}')$$);
+SELECT regress.try($$SELECT belay.spawn('bad', 't', '{}', '{"headers": "h"}')$$);
+SELECT regress.try($$SELECT belay.spawn('bad', 't', '{}', '{"retry": "x"}')$$);
+SELECT regress.try($$SELECT belay.spawn('bad', 't', '{}', '{"retry": {"jitter": 1}}')$$);
+SELECT regress.try($$SELECT belay.spawn('bad', 't', '{}', '{"retry": {"kind": 1}}')$$);
+SELECT regress.try($$SELECT belay.spawn('bad', 't', '{}', '{"retry": {"base_seconds": "1"}}')$$);
+SELECT regress.try($$SELECT belay.spawn('bad', 't', '{}', '{"cancellation": []}')$$);
+SELECT regress.try($$SELECT belay.spawn('bad', 't', '{}', '{"cancellation": {"max_duration_seconds": true}}')$$);
+SELECT regress.try($$SELECT belay.spawn('bad', 't', '{}', '{"delay_seconds": "10"}')$$);
+SELECT regress.try($$SELECT belay.spawn('bad', 't', '{}', '{"run_at": 1893456000}')$$);
+SELECT regress.try($$SELECT belay.spawn('bad', 't', '{}', '{"idempotency_key": 7}')$$);
 -- Out of range.
-SELECT pg_temp.try($$SELECT belay.spawn('bad', 't', '{}', '{"max_attempts": 0}')$$);
-SELECT pg_temp.try($$SELECT belay.spawn('bad', 't', '{}', '{"max_attempts": -1}')$$);
-SELECT pg_temp.try($$SELECT belay.spawn('bad', 't', '{}', '{"max_attempts": 2147483648}')$$);
-SELECT pg_temp.try($$SELECT belay.spawn('bad', 't', '{}', '{"priority": 32768}')$$);
-SELECT pg_temp.try($$SELECT belay.spawn('bad', 't', '{}', '{"priority": -32769}')$$);
-SELECT pg_temp.try($$SELECT belay.spawn('bad', 't', '{}', '{"delay_seconds": -1}')$$);
-SELECT pg_temp.try($$SELECT belay.spawn('bad', 't', '{}', '{"delay_seconds": 315360001}')$$);
-SELECT pg_temp.try($$SELECT belay.spawn('bad', 't', '{}', '{"retry": {"kind": "exponential"}, "max_attempts": 0}')$$);
-SELECT pg_temp.try($$SELECT belay.spawn('bad', 't', '{}', '{"retry": {"factor": 101}}')$$);
-SELECT pg_temp.try($$SELECT belay.spawn('bad', 't', '{}', '{"retry": {"max_seconds": -1}}')$$);
-SELECT pg_temp.try($$SELECT belay.spawn('bad', 't', '{}', '{"cancellation": {"max_delay_seconds": 0}}')$$);
-SELECT pg_temp.try($$SELECT belay.spawn('bad', 't', '{}', '{"cancellation": {"max_duration_seconds": -1}}')$$);
+SELECT regress.try($$SELECT belay.spawn('bad', 't', '{}', '{"max_attempts": 0}')$$);
+SELECT regress.try($$SELECT belay.spawn('bad', 't', '{}', '{"max_attempts": -1}')$$);
+SELECT regress.try($$SELECT belay.spawn('bad', 't', '{}', '{"max_attempts": 2147483648}')$$);
+SELECT regress.try($$SELECT belay.spawn('bad', 't', '{}', '{"priority": 32768}')$$);
+SELECT regress.try($$SELECT belay.spawn('bad', 't', '{}', '{"priority": -32769}')$$);
+SELECT regress.try($$SELECT belay.spawn('bad', 't', '{}', '{"delay_seconds": -1}')$$);
+SELECT regress.try($$SELECT belay.spawn('bad', 't', '{}', '{"delay_seconds": 315360001}')$$);
+SELECT regress.try($$SELECT belay.spawn('bad', 't', '{}', '{"retry": {"kind": "exponential"}, "max_attempts": 0}')$$);
+SELECT regress.try($$SELECT belay.spawn('bad', 't', '{}', '{"retry": {"factor": 101}}')$$);
+SELECT regress.try($$SELECT belay.spawn('bad', 't', '{}', '{"retry": {"max_seconds": -1}}')$$);
+SELECT regress.try($$SELECT belay.spawn('bad', 't', '{}', '{"cancellation": {"max_delay_seconds": 0}}')$$);
+SELECT regress.try($$SELECT belay.spawn('bad', 't', '{}', '{"cancellation": {"max_duration_seconds": -1}}')$$);
 -- run_at and delay_seconds together; run_at malformed (22P02) or not finite.
-SELECT pg_temp.try($$SELECT belay.spawn('bad', 't', '{}', '{"run_at": "2100-01-01T00:00:00Z", "delay_seconds": 10}')$$);
-SELECT pg_temp.try($$SELECT belay.spawn('bad', 't', '{}', '{"run_at": "2100-01-01T00:00:00Z", "delay_seconds": 0}')$$);
-SELECT pg_temp.try($$SELECT belay.spawn('bad', 't', '{}', '{"run_at": "not a time"}')$$);
-SELECT pg_temp.try($$SELECT belay.spawn('bad', 't', '{}', '{"run_at": "2030-13-45T00:00:00Z"}')$$);
-SELECT pg_temp.try($$SELECT belay.spawn('bad', 't', '{}', '{"run_at": ""}')$$);
-SELECT pg_temp.try($$SELECT belay.spawn('bad', 't', '{}', '{"run_at": "infinity"}')$$);
+SELECT regress.try($$SELECT belay.spawn('bad', 't', '{}', '{"run_at": "2100-01-01T00:00:00Z", "delay_seconds": 10}')$$);
+SELECT regress.try($$SELECT belay.spawn('bad', 't', '{}', '{"run_at": "2100-01-01T00:00:00Z", "delay_seconds": 0}')$$);
+SELECT regress.try($$SELECT belay.spawn('bad', 't', '{}', '{"run_at": "not a time"}')$$);
+SELECT regress.try($$SELECT belay.spawn('bad', 't', '{}', '{"run_at": "2030-13-45T00:00:00Z"}')$$);
+SELECT regress.try($$SELECT belay.spawn('bad', 't', '{}', '{"run_at": ""}')$$);
+SELECT regress.try($$SELECT belay.spawn('bad', 't', '{}', '{"run_at": "infinity"}')$$);
 -- A repeat of an existing idempotency key with a bad option is still refused.
-SELECT pg_temp.try($$SELECT belay.spawn('bad', 'delayed', '{}', '{"idempotency_key": "k", "priority": 99999}')$$);
+SELECT regress.try($$SELECT belay.spawn('bad', 'delayed', '{}', '{"idempotency_key": "k", "priority": 99999}')$$);
 -- Unknown queue: BL003 (also when the idempotency key exists in another queue).
-SELECT pg_temp.try($$SELECT belay.spawn('nope', 't')$$);
-SELECT pg_temp.try($$SELECT belay.spawn('nope', 't', '{}', '{"idempotency_key": "k"}')$$);
+SELECT regress.try($$SELECT belay.spawn('nope', 't')$$);
+SELECT regress.try($$SELECT belay.spawn('nope', 't', '{}', '{"idempotency_key": "k"}')$$);
 
 \pset tuples_only off
-SELECT pg_temp.fingerprint() = :'baseline' AS unchanged;
+SELECT regress.fingerprint() = :'baseline' AS unchanged;
 \pset tuples_only on
 
 ------------------------------------------------------------------------------------------
@@ -268,40 +239,40 @@ SELECT pg_temp.fingerprint() = :'baseline' AS unchanged;
 ------------------------------------------------------------------------------------------
 
 -- params must be an array of objects.
-SELECT pg_temp.try($$SELECT belay.spawn_many('bad', 't', '{}')$$);
-SELECT pg_temp.try($$SELECT belay.spawn_many('bad', 't', '{"a": [{}]}')$$);
-SELECT pg_temp.try($$SELECT belay.spawn_many('bad', 't', '"x"')$$);
-SELECT pg_temp.try($$SELECT belay.spawn_many('bad', 't', '1')$$);
-SELECT pg_temp.try($$SELECT belay.spawn_many('bad', 't', 'null')$$);
-SELECT pg_temp.try($$SELECT belay.spawn_many('bad', 't', '[1, 2]')$$);
-SELECT pg_temp.try($$SELECT belay.spawn_many('bad', 't', '[{}, {}, []]')$$);
-SELECT pg_temp.try($$SELECT belay.spawn_many('bad', 't', '[{}, null]')$$);
-SELECT pg_temp.try($$SELECT belay.spawn_many('bad', 't', '[{}, "x", {}]')$$);
-SELECT pg_temp.try($$SELECT belay.spawn_many('bad', 't', '[[{}]]')$$);
+SELECT regress.try($$SELECT belay.spawn_many('bad', 't', '{}')$$);
+SELECT regress.try($$SELECT belay.spawn_many('bad', 't', '{"a": [{}]}')$$);
+SELECT regress.try($$SELECT belay.spawn_many('bad', 't', '"x"')$$);
+SELECT regress.try($$SELECT belay.spawn_many('bad', 't', '1')$$);
+SELECT regress.try($$SELECT belay.spawn_many('bad', 't', 'null')$$);
+SELECT regress.try($$SELECT belay.spawn_many('bad', 't', '[1, 2]')$$);
+SELECT regress.try($$SELECT belay.spawn_many('bad', 't', '[{}, {}, []]')$$);
+SELECT regress.try($$SELECT belay.spawn_many('bad', 't', '[{}, null]')$$);
+SELECT regress.try($$SELECT belay.spawn_many('bad', 't', '[{}, "x", {}]')$$);
+SELECT regress.try($$SELECT belay.spawn_many('bad', 't', '[[{}]]')$$);
 -- options.
-SELECT pg_temp.try($$SELECT belay.spawn_many('bad', 't', '[{}]', '[]')$$);
-SELECT pg_temp.try($$SELECT belay.spawn_many('bad', 't', '[{}]', '{"idempotency_key": "k2"}')$$);
-SELECT pg_temp.try($$SELECT belay.spawn_many('bad', 't', '[{}]', '{"bogus": 1}')$$);
-SELECT pg_temp.try($$SELECT belay.spawn_many('bad', 't', '[{}]', '{"queue": "other"}')$$);
-SELECT pg_temp.try($$SELECT belay.spawn_many('bad', 't', '[{}]', '{"retry": {"bogus": 1}}')$$);
-SELECT pg_temp.try($$SELECT belay.spawn_many('bad', 't', '[{}]', '{"cancellation": {"bogus": 1}}')$$);
-SELECT pg_temp.try($$SELECT belay.spawn_many('bad', 't', '[{}]', '{"max_attempts": "5"}')$$);
-SELECT pg_temp.try($$SELECT belay.spawn_many('bad', 't', '[{}]', '{"max_attempts": 0}')$$);
-SELECT pg_temp.try($$SELECT belay.spawn_many('bad', 't', '[{}]', '{"priority": 1.5}')$$);
-SELECT pg_temp.try($$SELECT belay.spawn_many('bad', 't', '[{}]', '{"priority": 32768}')$$);
-SELECT pg_temp.try($$SELECT belay.spawn_many('bad', 't', '[{}]', '{"priority": -32769}')$$);
-SELECT pg_temp.try($$SELECT belay.spawn_many('bad', 't', '[{}]', '{"headers": []}')$$);
-SELECT pg_temp.try($$SELECT belay.spawn_many('bad', 't', '[{}]', '{"retry": "x"}')$$);
-SELECT pg_temp.try($$SELECT belay.spawn_many('bad', 't', '[{}]', '{"retry": {"jitter": 1}}')$$);
-SELECT pg_temp.try($$SELECT belay.spawn_many('bad', 't', '[{}]', '{"delay_seconds": -1}')$$);
-SELECT pg_temp.try($$SELECT belay.spawn_many('bad', 't', '[{}]', '{"run_at": "2100-01-01T00:00:00Z", "delay_seconds": 10}')$$);
-SELECT pg_temp.try($$SELECT belay.spawn_many('bad', 't', '[{}]', '{"run_at": "not a time"}')$$);
+SELECT regress.try($$SELECT belay.spawn_many('bad', 't', '[{}]', '[]')$$);
+SELECT regress.try($$SELECT belay.spawn_many('bad', 't', '[{}]', '{"idempotency_key": "k2"}')$$);
+SELECT regress.try($$SELECT belay.spawn_many('bad', 't', '[{}]', '{"bogus": 1}')$$);
+SELECT regress.try($$SELECT belay.spawn_many('bad', 't', '[{}]', '{"queue": "other"}')$$);
+SELECT regress.try($$SELECT belay.spawn_many('bad', 't', '[{}]', '{"retry": {"bogus": 1}}')$$);
+SELECT regress.try($$SELECT belay.spawn_many('bad', 't', '[{}]', '{"cancellation": {"bogus": 1}}')$$);
+SELECT regress.try($$SELECT belay.spawn_many('bad', 't', '[{}]', '{"max_attempts": "5"}')$$);
+SELECT regress.try($$SELECT belay.spawn_many('bad', 't', '[{}]', '{"max_attempts": 0}')$$);
+SELECT regress.try($$SELECT belay.spawn_many('bad', 't', '[{}]', '{"priority": 1.5}')$$);
+SELECT regress.try($$SELECT belay.spawn_many('bad', 't', '[{}]', '{"priority": 32768}')$$);
+SELECT regress.try($$SELECT belay.spawn_many('bad', 't', '[{}]', '{"priority": -32769}')$$);
+SELECT regress.try($$SELECT belay.spawn_many('bad', 't', '[{}]', '{"headers": []}')$$);
+SELECT regress.try($$SELECT belay.spawn_many('bad', 't', '[{}]', '{"retry": "x"}')$$);
+SELECT regress.try($$SELECT belay.spawn_many('bad', 't', '[{}]', '{"retry": {"jitter": 1}}')$$);
+SELECT regress.try($$SELECT belay.spawn_many('bad', 't', '[{}]', '{"delay_seconds": -1}')$$);
+SELECT regress.try($$SELECT belay.spawn_many('bad', 't', '[{}]', '{"run_at": "2100-01-01T00:00:00Z", "delay_seconds": 10}')$$);
+SELECT regress.try($$SELECT belay.spawn_many('bad', 't', '[{}]', '{"run_at": "not a time"}')$$);
 -- Unknown queue: BL003, with elements or without.
-SELECT pg_temp.try($$SELECT belay.spawn_many('nope', 't', '[{}, {}]')$$);
-SELECT pg_temp.try($$SELECT belay.spawn_many('nope', 't', '[]')$$);
+SELECT regress.try($$SELECT belay.spawn_many('nope', 't', '[{}, {}]')$$);
+SELECT regress.try($$SELECT belay.spawn_many('nope', 't', '[]')$$);
 
 \pset tuples_only off
-SELECT pg_temp.fingerprint() = :'baseline' AS unchanged;
+SELECT regress.fingerprint() = :'baseline' AS unchanged;
 \pset tuples_only on
 
 ------------------------------------------------------------------------------------------
@@ -309,23 +280,23 @@ SELECT pg_temp.fingerprint() = :'baseline' AS unchanged;
 ------------------------------------------------------------------------------------------
 
 -- qty: 1 to 1000.
-SELECT pg_temp.try($$SELECT belay.claim('bad', 'w', 0)$$);
-SELECT pg_temp.try($$SELECT belay.claim('bad', 'w', 1001)$$);
-SELECT pg_temp.try($$SELECT belay.claim('bad', 'w', -1)$$);
+SELECT regress.try($$SELECT belay.claim('bad', 'w', 0)$$);
+SELECT regress.try($$SELECT belay.claim('bad', 'w', 1001)$$);
+SELECT regress.try($$SELECT belay.claim('bad', 'w', -1)$$);
 -- lease_seconds: greater than 0, at most ten years, finite.
-SELECT pg_temp.try($$SELECT belay.claim('bad', 'w', 1, 0)$$);
-SELECT pg_temp.try($$SELECT belay.claim('bad', 'w', 1, -1)$$);
-SELECT pg_temp.try($$SELECT belay.claim('bad', 'w', 1, 315360001)$$);
-SELECT pg_temp.try($$SELECT belay.claim('bad', 'w', 1, 'NaN')$$);
-SELECT pg_temp.try($$SELECT belay.claim('bad', 'w', 1, 'Infinity')$$);
+SELECT regress.try($$SELECT belay.claim('bad', 'w', 1, 0)$$);
+SELECT regress.try($$SELECT belay.claim('bad', 'w', 1, -1)$$);
+SELECT regress.try($$SELECT belay.claim('bad', 'w', 1, 315360001)$$);
+SELECT regress.try($$SELECT belay.claim('bad', 'w', 1, 'NaN')$$);
+SELECT regress.try($$SELECT belay.claim('bad', 'w', 1, 'Infinity')$$);
 -- Unknown queue: BL003.
-SELECT pg_temp.try($$SELECT belay.claim('nope', 'w')$$);
-SELECT pg_temp.try($$SELECT belay.claim('nope', 'w', 1000, 60)$$);
+SELECT regress.try($$SELECT belay.claim('nope', 'w')$$);
+SELECT regress.try($$SELECT belay.claim('nope', 'w', 1000, 60)$$);
 
 \pset tuples_only off
 -- Nothing was claimed.
 SELECT task_name, state FROM belay.tasks WHERE state IN ('pending', 'scheduled') ORDER BY task_name;
-SELECT pg_temp.fingerprint() = :'baseline' AS unchanged;
+SELECT regress.fingerprint() = :'baseline' AS unchanged;
 \pset tuples_only on
 
 ------------------------------------------------------------------------------------------
@@ -333,39 +304,39 @@ SELECT pg_temp.fingerprint() = :'baseline' AS unchanged;
 ------------------------------------------------------------------------------------------
 
 -- fail: retry_at must be finite.
-SELECT pg_temp.try(format($$SELECT belay.fail(%L, '{}', 'infinity')$$, :'r_running'));
-SELECT pg_temp.try(format($$SELECT belay.fail(%L, '{}', '-infinity')$$, :'r_running'));
+SELECT regress.try(format($$SELECT belay.fail(%L, '{}', 'infinity')$$, :'r_running'));
+SELECT regress.try(format($$SELECT belay.fail(%L, '{}', '-infinity')$$, :'r_running'));
 -- heartbeat: lease_seconds as in claim.
-SELECT pg_temp.try(format($$SELECT belay.heartbeat(%L, 0)$$, :'r_running'));
-SELECT pg_temp.try(format($$SELECT belay.heartbeat(%L, -1)$$, :'r_running'));
-SELECT pg_temp.try(format($$SELECT belay.heartbeat(%L, 315360001)$$, :'r_running'));
-SELECT pg_temp.try(format($$SELECT belay.heartbeat(%L, 'NaN')$$, :'r_running'));
+SELECT regress.try(format($$SELECT belay.heartbeat(%L, 0)$$, :'r_running'));
+SELECT regress.try(format($$SELECT belay.heartbeat(%L, -1)$$, :'r_running'));
+SELECT regress.try(format($$SELECT belay.heartbeat(%L, 315360001)$$, :'r_running'));
+SELECT regress.try(format($$SELECT belay.heartbeat(%L, 'NaN')$$, :'r_running'));
 -- A run that never existed: BL001.
-SELECT pg_temp.try($$SELECT belay.complete('00000000-0000-7000-8000-000000000000')$$);
-SELECT pg_temp.try($$SELECT belay.fail('00000000-0000-7000-8000-000000000000', '{}')$$);
-SELECT pg_temp.try($$SELECT belay.heartbeat('00000000-0000-7000-8000-000000000000')$$);
-SELECT pg_temp.try($$SELECT belay.set_checkpoint('00000000-0000-7000-8000-000000000000', 's', '1')$$);
+SELECT regress.try($$SELECT belay.complete('00000000-0000-7000-8000-000000000000')$$);
+SELECT regress.try($$SELECT belay.fail('00000000-0000-7000-8000-000000000000', '{}')$$);
+SELECT regress.try($$SELECT belay.heartbeat('00000000-0000-7000-8000-000000000000')$$);
+SELECT regress.try($$SELECT belay.set_checkpoint('00000000-0000-7000-8000-000000000000', 's', '1')$$);
 -- The run of a completed task: BL001.
-SELECT pg_temp.try(format($$SELECT belay.complete(%L)$$, :'r_completed'));
-SELECT pg_temp.try(format($$SELECT belay.fail(%L, '{}')$$, :'r_completed'));
-SELECT pg_temp.try(format($$SELECT belay.heartbeat(%L)$$, :'r_completed'));
-SELECT pg_temp.try(format($$SELECT belay.set_checkpoint(%L, 's', '1')$$, :'r_completed'));
+SELECT regress.try(format($$SELECT belay.complete(%L)$$, :'r_completed'));
+SELECT regress.try(format($$SELECT belay.fail(%L, '{}')$$, :'r_completed'));
+SELECT regress.try(format($$SELECT belay.heartbeat(%L)$$, :'r_completed'));
+SELECT regress.try(format($$SELECT belay.set_checkpoint(%L, 's', '1')$$, :'r_completed'));
 -- The run of a failed task: BL001.
-SELECT pg_temp.try(format($$SELECT belay.complete(%L)$$, :'r_failed'));
-SELECT pg_temp.try(format($$SELECT belay.fail(%L, '{}')$$, :'r_failed'));
+SELECT regress.try(format($$SELECT belay.complete(%L)$$, :'r_failed'));
+SELECT regress.try(format($$SELECT belay.fail(%L, '{}')$$, :'r_failed'));
 -- The old run of a task that another run holds now: BL001.
-SELECT pg_temp.try(format($$SELECT belay.complete(%L, '{"stale": true}')$$, :'r_old'));
-SELECT pg_temp.try(format($$SELECT belay.fail(%L, '{}')$$, :'r_old'));
-SELECT pg_temp.try(format($$SELECT belay.heartbeat(%L)$$, :'r_old'));
-SELECT pg_temp.try(format($$SELECT belay.set_checkpoint(%L, 'step', '2')$$, :'r_old'));
+SELECT regress.try(format($$SELECT belay.complete(%L, '{"stale": true}')$$, :'r_old'));
+SELECT regress.try(format($$SELECT belay.fail(%L, '{}')$$, :'r_old'));
+SELECT regress.try(format($$SELECT belay.heartbeat(%L)$$, :'r_old'));
+SELECT regress.try(format($$SELECT belay.set_checkpoint(%L, 'step', '2')$$, :'r_old'));
 -- The run of a cancelled task: BL002.
-SELECT pg_temp.try(format($$SELECT belay.complete(%L)$$, :'r_cancelled'));
-SELECT pg_temp.try(format($$SELECT belay.fail(%L, '{}')$$, :'r_cancelled'));
-SELECT pg_temp.try(format($$SELECT belay.heartbeat(%L, 60)$$, :'r_cancelled'));
-SELECT pg_temp.try(format($$SELECT belay.set_checkpoint(%L, 's', '1')$$, :'r_cancelled'));
+SELECT regress.try(format($$SELECT belay.complete(%L)$$, :'r_cancelled'));
+SELECT regress.try(format($$SELECT belay.fail(%L, '{}')$$, :'r_cancelled'));
+SELECT regress.try(format($$SELECT belay.heartbeat(%L, 60)$$, :'r_cancelled'));
+SELECT regress.try(format($$SELECT belay.set_checkpoint(%L, 's', '1')$$, :'r_cancelled'));
 
 \pset tuples_only off
-SELECT pg_temp.fingerprint() = :'baseline' AS unchanged;
+SELECT regress.fingerprint() = :'baseline' AS unchanged;
 \pset tuples_only on
 
 ------------------------------------------------------------------------------------------
@@ -373,24 +344,24 @@ SELECT pg_temp.fingerprint() = :'baseline' AS unchanged;
 ------------------------------------------------------------------------------------------
 
 -- Unknown task: 22023.
-SELECT pg_temp.try($$SELECT belay.cancel('00000000-0000-7000-8000-000000000000')$$);
-SELECT pg_temp.try($$SELECT belay.retry('00000000-0000-7000-8000-000000000000')$$);
+SELECT regress.try($$SELECT belay.cancel('00000000-0000-7000-8000-000000000000')$$);
+SELECT regress.try($$SELECT belay.retry('00000000-0000-7000-8000-000000000000')$$);
 -- retry of a task that is not failed or cancelled: 55000.
-SELECT pg_temp.try(format($$SELECT belay.retry(%L)$$, :'t_pending'));
-SELECT pg_temp.try(format($$SELECT belay.retry(%L)$$, :'t_delayed'));
-SELECT pg_temp.try(format($$SELECT belay.retry(%L)$$, :'t_running'));
-SELECT pg_temp.try(format($$SELECT belay.retry(%L)$$, :'t_completed'));
+SELECT regress.try(format($$SELECT belay.retry(%L)$$, :'t_pending'));
+SELECT regress.try(format($$SELECT belay.retry(%L)$$, :'t_delayed'));
+SELECT regress.try(format($$SELECT belay.retry(%L)$$, :'t_running'));
+SELECT regress.try(format($$SELECT belay.retry(%L)$$, :'t_completed'));
 -- cleanup: older_than must not be negative; unknown queue BL003.
-SELECT pg_temp.try($$SELECT belay.cleanup('bad', '-1 day')$$);
-SELECT pg_temp.try($$SELECT belay.cleanup(NULL, '-1 second')$$);
-SELECT pg_temp.try($$SELECT belay.cleanup('nope')$$);
-SELECT pg_temp.try($$SELECT belay.cleanup('nope', '0 seconds')$$);
+SELECT regress.try($$SELECT belay.cleanup('bad', '-1 day')$$);
+SELECT regress.try($$SELECT belay.cleanup(NULL, '-1 second')$$);
+SELECT regress.try($$SELECT belay.cleanup('nope')$$);
+SELECT regress.try($$SELECT belay.cleanup('nope', '0 seconds')$$);
 -- drop_queue: unknown queue BL003.
-SELECT pg_temp.try($$SELECT belay.drop_queue('nope')$$);
-SELECT pg_temp.try($$SELECT belay.drop_queue('BAD')$$);
+SELECT regress.try($$SELECT belay.drop_queue('nope')$$);
+SELECT regress.try($$SELECT belay.drop_queue('BAD')$$);
 
 \pset tuples_only off
-SELECT pg_temp.fingerprint() = :'baseline' AS unchanged;
+SELECT regress.fingerprint() = :'baseline' AS unchanged;
 SELECT queue, policy FROM belay.list_queues();
 SELECT task_name, state, attempt, max_attempts, run_id IS NOT NULL AS has_run FROM belay.tasks ORDER BY task_name;
 
@@ -404,20 +375,20 @@ SELECT task_id AS t_short FROM belay.spawn('lease', 'short') \gset
 SELECT run_id AS r_short FROM belay.claim('lease', 'w', 1, 0.01) \gset
 SELECT pg_sleep(0.1);
 \pset tuples_only on
-SELECT split_part(pg_temp.try(format($$SELECT belay.complete(%L)$$, :'r_short')), ':', 1);
-SELECT split_part(pg_temp.try(format($$SELECT belay.fail(%L, '{}')$$, :'r_short')), ':', 1);
-SELECT split_part(pg_temp.try(format($$SELECT belay.heartbeat(%L)$$, :'r_short')), ':', 1);
-SELECT split_part(pg_temp.try(format($$SELECT belay.set_checkpoint(%L, 's', '1')$$, :'r_short')), ':', 1);
+SELECT split_part(regress.try(format($$SELECT belay.complete(%L)$$, :'r_short')), ':', 1);
+SELECT split_part(regress.try(format($$SELECT belay.fail(%L, '{}')$$, :'r_short')), ':', 1);
+SELECT split_part(regress.try(format($$SELECT belay.heartbeat(%L)$$, :'r_short')), ':', 1);
+SELECT split_part(regress.try(format($$SELECT belay.set_checkpoint(%L, 's', '1')$$, :'r_short')), ':', 1);
 \pset tuples_only off
 SELECT count(*) AS checkpoints FROM belay.checkpoints WHERE task_id = :'t_short';
 SELECT state <> 'completed' AS not_completed FROM belay.task(:'t_short');
 
 -- complete_many: NULLs, a NULL inside, results of another length, too many runs.
 \pset tuples_only on
-SELECT pg_temp.try($$SELECT * FROM belay.complete_many(NULL)$$);
-SELECT pg_temp.try($$SELECT * FROM belay.complete_many(ARRAY[NULL]::uuid[])$$);
-SELECT pg_temp.try($$SELECT * FROM belay.complete_many(ARRAY[belay.uuidv7()], ARRAY['{}', '{}']::jsonb[])$$);
-SELECT pg_temp.try($$SELECT * FROM belay.complete_many(ARRAY(SELECT belay.uuidv7() FROM generate_series(1, 10001)))$$);
+SELECT regress.try($$SELECT * FROM belay.complete_many(NULL)$$);
+SELECT regress.try($$SELECT * FROM belay.complete_many(ARRAY[NULL]::uuid[])$$);
+SELECT regress.try($$SELECT * FROM belay.complete_many(ARRAY[belay.uuidv7()], ARRAY['{}', '{}']::jsonb[])$$);
+SELECT regress.try($$SELECT * FROM belay.complete_many(ARRAY(SELECT belay.uuidv7() FROM generate_series(1, 10001)))$$);
 \pset tuples_only off
 
 -- Clean up.

@@ -2,43 +2,12 @@
 -- spawn_child, join) and of tick gets an error with a SQLSTATE and a message that names
 -- the argument, and changes nothing.
 --
--- pg_temp.try(sql) runs one call and returns 'SQLSTATE: message (HINT: hint)', with ids
+-- regress.try(sql) runs one call and returns 'SQLSTATE: message (HINT: hint)', with ids
 -- replaced by <uuid>; if the call changed any row of belay's tables it appends
 -- [DATA CHANGED], and a call that raises no error returns 'no error'. After each section
 -- the tables are compared with the snapshot taken after the setup.
 
-CREATE FUNCTION pg_temp.fingerprint() RETURNS text LANGUAGE sql AS $$
-	SELECT md5(concat_ws('|',
-		(SELECT string_agg(q::text, ',' ORDER BY q.queue) FROM belay.queues q),
-		(SELECT string_agg(t::text, ',' ORDER BY t.task_id) FROM belay.tasks t),
-		(SELECT string_agg(r::text, ',' ORDER BY r.run_id) FROM belay.runs r),
-		(SELECT string_agg(c::text, ',' ORDER BY c.task_id, c.step) FROM belay.checkpoints c),
-		(SELECT string_agg(e::text, ',' ORDER BY e.queue, e.event) FROM belay.events e),
-		(SELECT string_agg(w::text, ',' ORDER BY w.task_id) FROM belay.waits w)))
-$$;
-
-CREATE FUNCTION pg_temp.try(sql text) RETURNS text LANGUAGE plpgsql AS $$
-DECLARE
-	before text := pg_temp.fingerprint();
-	code text;
-	message text;
-	hint text;
-	outcome text;
-BEGIN
-	BEGIN
-		EXECUTE sql;
-		outcome := 'no error';
-	EXCEPTION WHEN OTHERS THEN
-		GET STACKED DIAGNOSTICS code = RETURNED_SQLSTATE, message = MESSAGE_TEXT, hint = PG_EXCEPTION_HINT;
-		outcome := code || ': ' || message || CASE WHEN hint <> '' THEN ' (HINT: ' || hint || ')' ELSE '' END;
-	END;
-	outcome := regexp_replace(outcome, '[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}', '<uuid>', 'g');
-	IF pg_temp.fingerprint() IS DISTINCT FROM before THEN
-		outcome := outcome || ' [DATA CHANGED]';
-	END IF;
-	RETURN outcome;
-END
-$$;
+-- regress.try and regress.fingerprint are created by 00_setup.sql.
 
 ------------------------------------------------------------------------------------------
 -- Setup: runs in every state a run-scoped call can meet, and a live run with steps of
@@ -77,7 +46,7 @@ SELECT task_id AS t_stranger FROM belay.spawn('susp_in', 'stranger') \gset
 SELECT task_name, state, attempt, run_id IS NOT NULL AS has_run, parent_task_id IS NOT NULL AS is_child
 FROM belay.tasks ORDER BY task_name;
 SELECT step, value FROM belay.checkpoints WHERE task_id = :'t_live' AND step <> 'kid' ORDER BY step;
-SELECT pg_temp.fingerprint() AS baseline \gset
+SELECT regress.fingerprint() AS baseline \gset
 
 \pset tuples_only on
 
@@ -85,93 +54,93 @@ SELECT pg_temp.fingerprint() AS baseline \gset
 -- NULL for every argument that must not be null: 22004
 ------------------------------------------------------------------------------------------
 
-SELECT pg_temp.try($$SELECT belay.sleep(NULL, 's', '2100-01-01T00:00:00Z'::timestamptz)$$);
-SELECT pg_temp.try(format($$SELECT belay.sleep(%L, NULL, '2100-01-01T00:00:00Z'::timestamptz)$$, :'r_live'));
-SELECT pg_temp.try(format($$SELECT belay.sleep(%L, 's', NULL::timestamptz)$$, :'r_live'));
-SELECT pg_temp.try($$SELECT belay.sleep(NULL, 's', 10::numeric)$$);
-SELECT pg_temp.try(format($$SELECT belay.sleep(%L, NULL, 10::numeric)$$, :'r_live'));
-SELECT pg_temp.try(format($$SELECT belay.sleep(%L, 's', NULL::numeric)$$, :'r_live'));
-SELECT pg_temp.try($$SELECT * FROM belay.await_event(NULL, 's', 'ev')$$);
-SELECT pg_temp.try(format($$SELECT * FROM belay.await_event(%L, NULL, 'ev')$$, :'r_live'));
-SELECT pg_temp.try(format($$SELECT * FROM belay.await_event(%L, 's', NULL)$$, :'r_live'));
-SELECT pg_temp.try(format($$SELECT * FROM belay.await_event(%L, 's', NULL, 10)$$, :'r_live'));
-SELECT pg_temp.try($$SELECT belay.emit_event(NULL, 'ev')$$);
-SELECT pg_temp.try($$SELECT belay.emit_event(NULL, 'ev', '{}')$$);
-SELECT pg_temp.try($$SELECT belay.emit_event('susp_in', NULL)$$);
-SELECT pg_temp.try($$SELECT belay.emit_event('susp_in', NULL, '{}')$$);
-SELECT pg_temp.try($$SELECT belay.spawn_child(NULL, 's', 'k')$$);
-SELECT pg_temp.try(format($$SELECT belay.spawn_child(%L, NULL, 'k')$$, :'r_live'));
-SELECT pg_temp.try(format($$SELECT belay.spawn_child(%L, 's', NULL)$$, :'r_live'));
-SELECT pg_temp.try(format($$SELECT belay.spawn_child(%L, 's', 'k', NULL)$$, :'r_live'));
-SELECT pg_temp.try(format($$SELECT belay.spawn_child(%L, 's', 'k', '{}', NULL)$$, :'r_live'));
-SELECT pg_temp.try(format($$SELECT * FROM belay.join(NULL, 's', %L)$$, :'t_child'));
-SELECT pg_temp.try(format($$SELECT * FROM belay.join(%L, NULL, %L)$$, :'r_live', :'t_child'));
-SELECT pg_temp.try(format($$SELECT * FROM belay.join(%L, 's', NULL)$$, :'r_live'));
-SELECT pg_temp.try(format($$SELECT * FROM belay.join(%L, 's', NULL, 10)$$, :'r_live'));
-SELECT pg_temp.try($$SELECT * FROM belay.tick(NULL)$$);
-SELECT pg_temp.try($$SELECT * FROM belay.tick(NULL, 10)$$);
-SELECT pg_temp.try($$SELECT * FROM belay.tick(clock_timestamp(), NULL)$$);
-SELECT pg_temp.try($$SELECT * FROM belay.tick(NULL, NULL)$$);
+SELECT regress.try($$SELECT belay.sleep(NULL, 's', '2100-01-01T00:00:00Z'::timestamptz)$$);
+SELECT regress.try(format($$SELECT belay.sleep(%L, NULL, '2100-01-01T00:00:00Z'::timestamptz)$$, :'r_live'));
+SELECT regress.try(format($$SELECT belay.sleep(%L, 's', NULL::timestamptz)$$, :'r_live'));
+SELECT regress.try($$SELECT belay.sleep(NULL, 's', 10::numeric)$$);
+SELECT regress.try(format($$SELECT belay.sleep(%L, NULL, 10::numeric)$$, :'r_live'));
+SELECT regress.try(format($$SELECT belay.sleep(%L, 's', NULL::numeric)$$, :'r_live'));
+SELECT regress.try($$SELECT * FROM belay.await_event(NULL, 's', 'ev')$$);
+SELECT regress.try(format($$SELECT * FROM belay.await_event(%L, NULL, 'ev')$$, :'r_live'));
+SELECT regress.try(format($$SELECT * FROM belay.await_event(%L, 's', NULL)$$, :'r_live'));
+SELECT regress.try(format($$SELECT * FROM belay.await_event(%L, 's', NULL, 10)$$, :'r_live'));
+SELECT regress.try($$SELECT belay.emit_event(NULL, 'ev')$$);
+SELECT regress.try($$SELECT belay.emit_event(NULL, 'ev', '{}')$$);
+SELECT regress.try($$SELECT belay.emit_event('susp_in', NULL)$$);
+SELECT regress.try($$SELECT belay.emit_event('susp_in', NULL, '{}')$$);
+SELECT regress.try($$SELECT belay.spawn_child(NULL, 's', 'k')$$);
+SELECT regress.try(format($$SELECT belay.spawn_child(%L, NULL, 'k')$$, :'r_live'));
+SELECT regress.try(format($$SELECT belay.spawn_child(%L, 's', NULL)$$, :'r_live'));
+SELECT regress.try(format($$SELECT belay.spawn_child(%L, 's', 'k', NULL)$$, :'r_live'));
+SELECT regress.try(format($$SELECT belay.spawn_child(%L, 's', 'k', '{}', NULL)$$, :'r_live'));
+SELECT regress.try(format($$SELECT * FROM belay.join(NULL, 's', %L)$$, :'t_child'));
+SELECT regress.try(format($$SELECT * FROM belay.join(%L, NULL, %L)$$, :'r_live', :'t_child'));
+SELECT regress.try(format($$SELECT * FROM belay.join(%L, 's', NULL)$$, :'r_live'));
+SELECT regress.try(format($$SELECT * FROM belay.join(%L, 's', NULL, 10)$$, :'r_live'));
+SELECT regress.try($$SELECT * FROM belay.tick(NULL)$$);
+SELECT regress.try($$SELECT * FROM belay.tick(NULL, 10)$$);
+SELECT regress.try($$SELECT * FROM belay.tick(clock_timestamp(), NULL)$$);
+SELECT regress.try($$SELECT * FROM belay.tick(NULL, NULL)$$);
 
 \pset tuples_only off
-SELECT pg_temp.fingerprint() = :'baseline' AS unchanged;
+SELECT regress.fingerprint() = :'baseline' AS unchanged;
 \pset tuples_only on
 
 ------------------------------------------------------------------------------------------
 -- Names: step, event, task_name and queue must not be empty or too long; 22023
 ------------------------------------------------------------------------------------------
 
-SELECT pg_temp.try(format($$SELECT belay.sleep(%L, '', '2100-01-01T00:00:00Z'::timestamptz)$$, :'r_live'));
-SELECT pg_temp.try(format($$SELECT belay.sleep(%L, '', 10::numeric)$$, :'r_live'));
-SELECT pg_temp.try(format($$SELECT belay.sleep(%L, repeat('s', 256), 10::numeric)$$, :'r_live'));
-SELECT pg_temp.try(format($$SELECT * FROM belay.await_event(%L, '', 'ev')$$, :'r_live'));
-SELECT pg_temp.try(format($$SELECT * FROM belay.await_event(%L, repeat('s', 256), 'ev')$$, :'r_live'));
-SELECT pg_temp.try(format($$SELECT * FROM belay.await_event(%L, 's', '')$$, :'r_live'));
-SELECT pg_temp.try(format($$SELECT * FROM belay.await_event(%L, 's', repeat('e', 256))$$, :'r_live'));
-SELECT pg_temp.try($$SELECT belay.emit_event('susp_in', '')$$);
-SELECT pg_temp.try($$SELECT belay.emit_event('susp_in', '', '{"x": 1}')$$);
-SELECT pg_temp.try($$SELECT belay.emit_event('susp_in', repeat('e', 256))$$);
-SELECT pg_temp.try($$SELECT belay.emit_event('', 'ev')$$);
-SELECT pg_temp.try($$SELECT belay.emit_event(repeat('q', 101), 'ev')$$);
-SELECT pg_temp.try($$SELECT belay.emit_event('susp in', 'ev')$$);
-SELECT pg_temp.try(format($$SELECT belay.spawn_child(%L, '', 'k')$$, :'r_live'));
-SELECT pg_temp.try(format($$SELECT belay.spawn_child(%L, repeat('s', 256), 'k')$$, :'r_live'));
-SELECT pg_temp.try(format($$SELECT belay.spawn_child(%L, 's', '')$$, :'r_live'));
-SELECT pg_temp.try(format($$SELECT belay.spawn_child(%L, 's', repeat('k', 256))$$, :'r_live'));
-SELECT pg_temp.try(format($$SELECT * FROM belay.join(%L, '', %L)$$, :'r_live', :'t_child'));
-SELECT pg_temp.try(format($$SELECT * FROM belay.join(%L, repeat('s', 256), %L)$$, :'r_live', :'t_child'));
+SELECT regress.try(format($$SELECT belay.sleep(%L, '', '2100-01-01T00:00:00Z'::timestamptz)$$, :'r_live'));
+SELECT regress.try(format($$SELECT belay.sleep(%L, '', 10::numeric)$$, :'r_live'));
+SELECT regress.try(format($$SELECT belay.sleep(%L, repeat('s', 256), 10::numeric)$$, :'r_live'));
+SELECT regress.try(format($$SELECT * FROM belay.await_event(%L, '', 'ev')$$, :'r_live'));
+SELECT regress.try(format($$SELECT * FROM belay.await_event(%L, repeat('s', 256), 'ev')$$, :'r_live'));
+SELECT regress.try(format($$SELECT * FROM belay.await_event(%L, 's', '')$$, :'r_live'));
+SELECT regress.try(format($$SELECT * FROM belay.await_event(%L, 's', repeat('e', 256))$$, :'r_live'));
+SELECT regress.try($$SELECT belay.emit_event('susp_in', '')$$);
+SELECT regress.try($$SELECT belay.emit_event('susp_in', '', '{"x": 1}')$$);
+SELECT regress.try($$SELECT belay.emit_event('susp_in', repeat('e', 256))$$);
+SELECT regress.try($$SELECT belay.emit_event('', 'ev')$$);
+SELECT regress.try($$SELECT belay.emit_event(repeat('q', 101), 'ev')$$);
+SELECT regress.try($$SELECT belay.emit_event('susp in', 'ev')$$);
+SELECT regress.try(format($$SELECT belay.spawn_child(%L, '', 'k')$$, :'r_live'));
+SELECT regress.try(format($$SELECT belay.spawn_child(%L, repeat('s', 256), 'k')$$, :'r_live'));
+SELECT regress.try(format($$SELECT belay.spawn_child(%L, 's', '')$$, :'r_live'));
+SELECT regress.try(format($$SELECT belay.spawn_child(%L, 's', repeat('k', 256))$$, :'r_live'));
+SELECT regress.try(format($$SELECT * FROM belay.join(%L, '', %L)$$, :'r_live', :'t_child'));
+SELECT regress.try(format($$SELECT * FROM belay.join(%L, repeat('s', 256), %L)$$, :'r_live', :'t_child'));
 
 \pset tuples_only off
-SELECT pg_temp.fingerprint() = :'baseline' AS unchanged;
+SELECT regress.fingerprint() = :'baseline' AS unchanged;
 \pset tuples_only on
 
 ------------------------------------------------------------------------------------------
 -- Times and timeouts: not negative, finite, at most ten years; 22023
 ------------------------------------------------------------------------------------------
 
-SELECT pg_temp.try(format($$SELECT belay.sleep(%L, 's', -1::numeric)$$, :'r_live'));
-SELECT pg_temp.try(format($$SELECT belay.sleep(%L, 's', -0.001::numeric)$$, :'r_live'));
-SELECT pg_temp.try(format($$SELECT belay.sleep(%L, 's', 'NaN'::numeric)$$, :'r_live'));
-SELECT pg_temp.try(format($$SELECT belay.sleep(%L, 's', 'Infinity'::numeric)$$, :'r_live'));
-SELECT pg_temp.try(format($$SELECT belay.sleep(%L, 's', 315360001::numeric)$$, :'r_live'));
-SELECT pg_temp.try(format($$SELECT belay.sleep(%L, 's', 'infinity'::timestamptz)$$, :'r_live'));
-SELECT pg_temp.try(format($$SELECT belay.sleep(%L, 's', '-infinity'::timestamptz)$$, :'r_live'));
-SELECT pg_temp.try(format($$SELECT * FROM belay.await_event(%L, 's', 'ev2', -1)$$, :'r_live'));
-SELECT pg_temp.try(format($$SELECT * FROM belay.await_event(%L, 's', 'ev2', -0.5)$$, :'r_live'));
-SELECT pg_temp.try(format($$SELECT * FROM belay.await_event(%L, 's', 'ev2', 'NaN')$$, :'r_live'));
-SELECT pg_temp.try(format($$SELECT * FROM belay.await_event(%L, 's', 'ev2', 'Infinity')$$, :'r_live'));
-SELECT pg_temp.try(format($$SELECT * FROM belay.await_event(%L, 's', 'ev2', 315360001)$$, :'r_live'));
-SELECT pg_temp.try(format($$SELECT * FROM belay.join(%L, 's', %L, -1)$$, :'r_live', :'t_child'));
-SELECT pg_temp.try(format($$SELECT * FROM belay.join(%L, 's', %L, 'NaN')$$, :'r_live', :'t_child'));
-SELECT pg_temp.try(format($$SELECT * FROM belay.join(%L, 's', %L, 315360001)$$, :'r_live', :'t_child'));
-SELECT pg_temp.try($$SELECT * FROM belay.tick('infinity')$$);
-SELECT pg_temp.try($$SELECT * FROM belay.tick('-infinity', 10)$$);
-SELECT pg_temp.try($$SELECT * FROM belay.tick(clock_timestamp(), 0)$$);
-SELECT pg_temp.try($$SELECT * FROM belay.tick(clock_timestamp(), -1)$$);
-SELECT pg_temp.try($$SELECT * FROM belay.tick(clock_timestamp(), 100001)$$);
+SELECT regress.try(format($$SELECT belay.sleep(%L, 's', -1::numeric)$$, :'r_live'));
+SELECT regress.try(format($$SELECT belay.sleep(%L, 's', -0.001::numeric)$$, :'r_live'));
+SELECT regress.try(format($$SELECT belay.sleep(%L, 's', 'NaN'::numeric)$$, :'r_live'));
+SELECT regress.try(format($$SELECT belay.sleep(%L, 's', 'Infinity'::numeric)$$, :'r_live'));
+SELECT regress.try(format($$SELECT belay.sleep(%L, 's', 315360001::numeric)$$, :'r_live'));
+SELECT regress.try(format($$SELECT belay.sleep(%L, 's', 'infinity'::timestamptz)$$, :'r_live'));
+SELECT regress.try(format($$SELECT belay.sleep(%L, 's', '-infinity'::timestamptz)$$, :'r_live'));
+SELECT regress.try(format($$SELECT * FROM belay.await_event(%L, 's', 'ev2', -1)$$, :'r_live'));
+SELECT regress.try(format($$SELECT * FROM belay.await_event(%L, 's', 'ev2', -0.5)$$, :'r_live'));
+SELECT regress.try(format($$SELECT * FROM belay.await_event(%L, 's', 'ev2', 'NaN')$$, :'r_live'));
+SELECT regress.try(format($$SELECT * FROM belay.await_event(%L, 's', 'ev2', 'Infinity')$$, :'r_live'));
+SELECT regress.try(format($$SELECT * FROM belay.await_event(%L, 's', 'ev2', 315360001)$$, :'r_live'));
+SELECT regress.try(format($$SELECT * FROM belay.join(%L, 's', %L, -1)$$, :'r_live', :'t_child'));
+SELECT regress.try(format($$SELECT * FROM belay.join(%L, 's', %L, 'NaN')$$, :'r_live', :'t_child'));
+SELECT regress.try(format($$SELECT * FROM belay.join(%L, 's', %L, 315360001)$$, :'r_live', :'t_child'));
+SELECT regress.try($$SELECT * FROM belay.tick('infinity')$$);
+SELECT regress.try($$SELECT * FROM belay.tick('-infinity', 10)$$);
+SELECT regress.try($$SELECT * FROM belay.tick(clock_timestamp(), 0)$$);
+SELECT regress.try($$SELECT * FROM belay.tick(clock_timestamp(), -1)$$);
+SELECT regress.try($$SELECT * FROM belay.tick(clock_timestamp(), 100001)$$);
 
 \pset tuples_only off
-SELECT pg_temp.fingerprint() = :'baseline' AS unchanged;
+SELECT regress.fingerprint() = :'baseline' AS unchanged;
 \pset tuples_only on
 
 ------------------------------------------------------------------------------------------
@@ -179,85 +148,85 @@ SELECT pg_temp.fingerprint() = :'baseline' AS unchanged;
 ------------------------------------------------------------------------------------------
 
 -- params and options must be objects.
-SELECT pg_temp.try(format($$SELECT belay.spawn_child(%L, 's', 'k', '[]')$$, :'r_live'));
-SELECT pg_temp.try(format($$SELECT belay.spawn_child(%L, 's', 'k', '1')$$, :'r_live'));
-SELECT pg_temp.try(format($$SELECT belay.spawn_child(%L, 's', 'k', 'null')$$, :'r_live'));
-SELECT pg_temp.try(format($$SELECT belay.spawn_child(%L, 's', 'k', '{}', '[]')$$, :'r_live'));
-SELECT pg_temp.try(format($$SELECT belay.spawn_child(%L, 's', 'k', '{}', '"queue"')$$, :'r_live'));
+SELECT regress.try(format($$SELECT belay.spawn_child(%L, 's', 'k', '[]')$$, :'r_live'));
+SELECT regress.try(format($$SELECT belay.spawn_child(%L, 's', 'k', '1')$$, :'r_live'));
+SELECT regress.try(format($$SELECT belay.spawn_child(%L, 's', 'k', 'null')$$, :'r_live'));
+SELECT regress.try(format($$SELECT belay.spawn_child(%L, 's', 'k', '{}', '[]')$$, :'r_live'));
+SELECT regress.try(format($$SELECT belay.spawn_child(%L, 's', 'k', '{}', '"queue"')$$, :'r_live'));
 -- Unknown keys, at the top and nested.
-SELECT pg_temp.try(format($$SELECT belay.spawn_child(%L, 's', 'k', '{}', '{"bogus": 1}')$$, :'r_live'));
-SELECT pg_temp.try(format($$SELECT belay.spawn_child(%L, 's', 'k', '{}', '{"idempotency_key": "k1"}')$$, :'r_live'));
-SELECT pg_temp.try(format($$SELECT belay.spawn_child(%L, 's', 'k', '{}', '{"parent_task_id": null}')$$, :'r_live'));
-SELECT pg_temp.try(format($$SELECT belay.spawn_child(%L, 's', 'k', '{}', '{"Queue": "susp_in.kids"}')$$, :'r_live'));
-SELECT pg_temp.try(format($$SELECT belay.spawn_child(%L, 's', 'k', '{}', '{"queue": "susp_in.kids", "step": "s"}')$$, :'r_live'));
-SELECT pg_temp.try(format($$SELECT belay.spawn_child(%L, 's', 'k', '{}', '{"retry": {"tries": 3}}')$$, :'r_live'));
-SELECT pg_temp.try(format($$SELECT belay.spawn_child(%L, 's', 'k', '{}', '{"cancellation": {"max_delay": 5}}')$$, :'r_live'));
+SELECT regress.try(format($$SELECT belay.spawn_child(%L, 's', 'k', '{}', '{"bogus": 1}')$$, :'r_live'));
+SELECT regress.try(format($$SELECT belay.spawn_child(%L, 's', 'k', '{}', '{"idempotency_key": "k1"}')$$, :'r_live'));
+SELECT regress.try(format($$SELECT belay.spawn_child(%L, 's', 'k', '{}', '{"parent_task_id": null}')$$, :'r_live'));
+SELECT regress.try(format($$SELECT belay.spawn_child(%L, 's', 'k', '{}', '{"Queue": "susp_in.kids"}')$$, :'r_live'));
+SELECT regress.try(format($$SELECT belay.spawn_child(%L, 's', 'k', '{}', '{"queue": "susp_in.kids", "step": "s"}')$$, :'r_live'));
+SELECT regress.try(format($$SELECT belay.spawn_child(%L, 's', 'k', '{}', '{"retry": {"tries": 3}}')$$, :'r_live'));
+SELECT regress.try(format($$SELECT belay.spawn_child(%L, 's', 'k', '{}', '{"cancellation": {"max_delay": 5}}')$$, :'r_live'));
 -- Bad values.
-SELECT pg_temp.try(format($$SELECT belay.spawn_child(%L, 's', 'k', '{}', '{"queue": 1}')$$, :'r_live'));
-SELECT pg_temp.try(format($$SELECT belay.spawn_child(%L, 's', 'k', '{}', '{"queue": ""}')$$, :'r_live'));
-SELECT pg_temp.try(format($$SELECT belay.spawn_child(%L, 's', 'k', '{}', '{"queue": "a b"}')$$, :'r_live'));
-SELECT pg_temp.try(format($$SELECT belay.spawn_child(%L, 's', 'k', '{}', '{"max_attempts": 0}')$$, :'r_live'));
-SELECT pg_temp.try(format($$SELECT belay.spawn_child(%L, 's', 'k', '{}', '{"priority": 99999}')$$, :'r_live'));
-SELECT pg_temp.try(format($$SELECT belay.spawn_child(%L, 's', 'k', '{}', '{"delay_seconds": -1}')$$, :'r_live'));
-SELECT pg_temp.try(format($$SELECT belay.spawn_child(%L, 's', 'k', '{}', '{"idempotency_key": ""}')$$, :'r_live'));
-SELECT pg_temp.try(format($$SELECT belay.spawn_child(%L, 's', 'k', '{}', '{"cancellation": {"max_duration_seconds": 0}}')$$, :'r_live'));
-SELECT pg_temp.try(format($$SELECT belay.spawn_child(%L, 's', 'k', '{}', '{"run_at": "2100-01-01T00:00:00Z", "delay_seconds": 1}')$$, :'r_live'));
-SELECT pg_temp.try(format($$SELECT belay.spawn_child(%L, 's', 'k', '{}', '{"run_at": "soon"}')$$, :'r_live'));
+SELECT regress.try(format($$SELECT belay.spawn_child(%L, 's', 'k', '{}', '{"queue": 1}')$$, :'r_live'));
+SELECT regress.try(format($$SELECT belay.spawn_child(%L, 's', 'k', '{}', '{"queue": ""}')$$, :'r_live'));
+SELECT regress.try(format($$SELECT belay.spawn_child(%L, 's', 'k', '{}', '{"queue": "a b"}')$$, :'r_live'));
+SELECT regress.try(format($$SELECT belay.spawn_child(%L, 's', 'k', '{}', '{"max_attempts": 0}')$$, :'r_live'));
+SELECT regress.try(format($$SELECT belay.spawn_child(%L, 's', 'k', '{}', '{"priority": 99999}')$$, :'r_live'));
+SELECT regress.try(format($$SELECT belay.spawn_child(%L, 's', 'k', '{}', '{"delay_seconds": -1}')$$, :'r_live'));
+SELECT regress.try(format($$SELECT belay.spawn_child(%L, 's', 'k', '{}', '{"idempotency_key": ""}')$$, :'r_live'));
+SELECT regress.try(format($$SELECT belay.spawn_child(%L, 's', 'k', '{}', '{"cancellation": {"max_duration_seconds": 0}}')$$, :'r_live'));
+SELECT regress.try(format($$SELECT belay.spawn_child(%L, 's', 'k', '{}', '{"run_at": "2100-01-01T00:00:00Z", "delay_seconds": 1}')$$, :'r_live'));
+SELECT regress.try(format($$SELECT belay.spawn_child(%L, 's', 'k', '{}', '{"run_at": "soon"}')$$, :'r_live'));
 -- Unknown queue: BL003, and no step is recorded.
-SELECT pg_temp.try(format($$SELECT belay.spawn_child(%L, 's', 'k', '{}', '{"queue": "nope"}')$$, :'r_live'));
+SELECT regress.try(format($$SELECT belay.spawn_child(%L, 's', 'k', '{}', '{"queue": "nope"}')$$, :'r_live'));
 -- A repeat of a recorded step still checks its arguments.
-SELECT pg_temp.try(format($$SELECT belay.spawn_child(%L, 'kid', 'kid', '{}', '{"bogus": 1}')$$, :'r_live'));
+SELECT regress.try(format($$SELECT belay.spawn_child(%L, 'kid', 'kid', '{}', '{"bogus": 1}')$$, :'r_live'));
 
 \pset tuples_only off
-SELECT pg_temp.fingerprint() = :'baseline' AS unchanged;
+SELECT regress.fingerprint() = :'baseline' AS unchanged;
 \pset tuples_only on
 
 ------------------------------------------------------------------------------------------
 -- emit_event: unknown queue BL003
 ------------------------------------------------------------------------------------------
 
-SELECT pg_temp.try($$SELECT belay.emit_event('nope', 'ev')$$);
-SELECT pg_temp.try($$SELECT belay.emit_event('nope', 'ev', '{"x": 1}')$$);
-SELECT pg_temp.try($$SELECT belay.emit_event('SUSP_IN', 'ev')$$);
+SELECT regress.try($$SELECT belay.emit_event('nope', 'ev')$$);
+SELECT regress.try($$SELECT belay.emit_event('nope', 'ev', '{"x": 1}')$$);
+SELECT regress.try($$SELECT belay.emit_event('SUSP_IN', 'ev')$$);
 
 \pset tuples_only off
-SELECT pg_temp.fingerprint() = :'baseline' AS unchanged;
+SELECT regress.fingerprint() = :'baseline' AS unchanged;
 \pset tuples_only on
 
 ------------------------------------------------------------------------------------------
 -- join: only an existing child of the task; 22023
 ------------------------------------------------------------------------------------------
 
-SELECT pg_temp.try(format($$SELECT * FROM belay.join(%L, 's', '00000000-0000-7000-8000-000000000000')$$, :'r_live'));
-SELECT pg_temp.try(format($$SELECT * FROM belay.join(%L, 's', '00000000-0000-7000-8000-000000000000', 0)$$, :'r_live'));
-SELECT pg_temp.try(format($$SELECT * FROM belay.join(%L, 's', %L)$$, :'r_live', :'t_stranger'));
-SELECT pg_temp.try(format($$SELECT * FROM belay.join(%L, 's', %L)$$, :'r_live', :'t_done'));
-SELECT pg_temp.try(format($$SELECT * FROM belay.join(%L, 's', %L)$$, :'r_live', :'t_live'));
-SELECT pg_temp.try(format($$SELECT * FROM belay.join(%L, 's', %L)$$, :'r_live', :'r_live'));
+SELECT regress.try(format($$SELECT * FROM belay.join(%L, 's', '00000000-0000-7000-8000-000000000000')$$, :'r_live'));
+SELECT regress.try(format($$SELECT * FROM belay.join(%L, 's', '00000000-0000-7000-8000-000000000000', 0)$$, :'r_live'));
+SELECT regress.try(format($$SELECT * FROM belay.join(%L, 's', %L)$$, :'r_live', :'t_stranger'));
+SELECT regress.try(format($$SELECT * FROM belay.join(%L, 's', %L)$$, :'r_live', :'t_done'));
+SELECT regress.try(format($$SELECT * FROM belay.join(%L, 's', %L)$$, :'r_live', :'t_live'));
+SELECT regress.try(format($$SELECT * FROM belay.join(%L, 's', %L)$$, :'r_live', :'r_live'));
 
 \pset tuples_only off
-SELECT pg_temp.fingerprint() = :'baseline' AS unchanged;
+SELECT regress.fingerprint() = :'baseline' AS unchanged;
 \pset tuples_only on
 
 ------------------------------------------------------------------------------------------
 -- Steps of one task share one namespace: a step recorded by another kind of call; 22023
 ------------------------------------------------------------------------------------------
 
-SELECT pg_temp.try(format($$SELECT belay.sleep(%L, 'plain', '2100-01-01T00:00:00Z'::timestamptz)$$, :'r_live'));
-SELECT pg_temp.try(format($$SELECT belay.sleep(%L, 'got', 10::numeric)$$, :'r_live'));
-SELECT pg_temp.try(format($$SELECT belay.sleep(%L, 'kid', 10::numeric)$$, :'r_live'));
-SELECT pg_temp.try(format($$SELECT * FROM belay.await_event(%L, 'plain', 'ev')$$, :'r_live'));
-SELECT pg_temp.try(format($$SELECT * FROM belay.await_event(%L, 'slept', 'ev')$$, :'r_live'));
-SELECT pg_temp.try(format($$SELECT * FROM belay.await_event(%L, 'kid', 'ev')$$, :'r_live'));
-SELECT pg_temp.try(format($$SELECT belay.spawn_child(%L, 'plain', 'k')$$, :'r_live'));
-SELECT pg_temp.try(format($$SELECT belay.spawn_child(%L, 'slept', 'k')$$, :'r_live'));
-SELECT pg_temp.try(format($$SELECT belay.spawn_child(%L, 'got', 'k')$$, :'r_live'));
-SELECT pg_temp.try(format($$SELECT * FROM belay.join(%L, 'plain', %L)$$, :'r_live', :'t_child'));
-SELECT pg_temp.try(format($$SELECT * FROM belay.join(%L, 'got', %L)$$, :'r_live', :'t_child'));
-SELECT pg_temp.try(format($$SELECT * FROM belay.join(%L, 'kid', %L)$$, :'r_live', :'t_child'));
+SELECT regress.try(format($$SELECT belay.sleep(%L, 'plain', '2100-01-01T00:00:00Z'::timestamptz)$$, :'r_live'));
+SELECT regress.try(format($$SELECT belay.sleep(%L, 'got', 10::numeric)$$, :'r_live'));
+SELECT regress.try(format($$SELECT belay.sleep(%L, 'kid', 10::numeric)$$, :'r_live'));
+SELECT regress.try(format($$SELECT * FROM belay.await_event(%L, 'plain', 'ev')$$, :'r_live'));
+SELECT regress.try(format($$SELECT * FROM belay.await_event(%L, 'slept', 'ev')$$, :'r_live'));
+SELECT regress.try(format($$SELECT * FROM belay.await_event(%L, 'kid', 'ev')$$, :'r_live'));
+SELECT regress.try(format($$SELECT belay.spawn_child(%L, 'plain', 'k')$$, :'r_live'));
+SELECT regress.try(format($$SELECT belay.spawn_child(%L, 'slept', 'k')$$, :'r_live'));
+SELECT regress.try(format($$SELECT belay.spawn_child(%L, 'got', 'k')$$, :'r_live'));
+SELECT regress.try(format($$SELECT * FROM belay.join(%L, 'plain', %L)$$, :'r_live', :'t_child'));
+SELECT regress.try(format($$SELECT * FROM belay.join(%L, 'got', %L)$$, :'r_live', :'t_child'));
+SELECT regress.try(format($$SELECT * FROM belay.join(%L, 'kid', %L)$$, :'r_live', :'t_child'));
 
 \pset tuples_only off
-SELECT pg_temp.fingerprint() = :'baseline' AS unchanged;
+SELECT regress.fingerprint() = :'baseline' AS unchanged;
 \pset tuples_only on
 
 ------------------------------------------------------------------------------------------
@@ -265,43 +234,43 @@ SELECT pg_temp.fingerprint() = :'baseline' AS unchanged;
 ------------------------------------------------------------------------------------------
 
 -- A run that never existed.
-SELECT pg_temp.try($$SELECT belay.sleep('00000000-0000-7000-8000-000000000000', 's', 10::numeric)$$);
-SELECT pg_temp.try($$SELECT belay.sleep('00000000-0000-7000-8000-000000000000', 's', '2100-01-01T00:00:00Z'::timestamptz)$$);
-SELECT pg_temp.try($$SELECT * FROM belay.await_event('00000000-0000-7000-8000-000000000000', 's', 'ev')$$);
-SELECT pg_temp.try($$SELECT belay.spawn_child('00000000-0000-7000-8000-000000000000', 's', 'k')$$);
-SELECT pg_temp.try(format($$SELECT * FROM belay.join('00000000-0000-7000-8000-000000000000', 's', %L)$$, :'t_child'));
+SELECT regress.try($$SELECT belay.sleep('00000000-0000-7000-8000-000000000000', 's', 10::numeric)$$);
+SELECT regress.try($$SELECT belay.sleep('00000000-0000-7000-8000-000000000000', 's', '2100-01-01T00:00:00Z'::timestamptz)$$);
+SELECT regress.try($$SELECT * FROM belay.await_event('00000000-0000-7000-8000-000000000000', 's', 'ev')$$);
+SELECT regress.try($$SELECT belay.spawn_child('00000000-0000-7000-8000-000000000000', 's', 'k')$$);
+SELECT regress.try(format($$SELECT * FROM belay.join('00000000-0000-7000-8000-000000000000', 's', %L)$$, :'t_child'));
 -- A task_id is not a run_id.
-SELECT pg_temp.try(format($$SELECT belay.sleep(%L, 's', 10::numeric)$$, :'t_live'));
+SELECT regress.try(format($$SELECT belay.sleep(%L, 's', 10::numeric)$$, :'t_live'));
 -- The run of a completed task.
-SELECT pg_temp.try(format($$SELECT belay.sleep(%L, 's', 10::numeric)$$, :'r_done'));
-SELECT pg_temp.try(format($$SELECT * FROM belay.await_event(%L, 's', 'ev')$$, :'r_done'));
-SELECT pg_temp.try(format($$SELECT belay.spawn_child(%L, 's', 'k')$$, :'r_done'));
-SELECT pg_temp.try(format($$SELECT * FROM belay.join(%L, 's', %L)$$, :'r_done', :'t_child'));
+SELECT regress.try(format($$SELECT belay.sleep(%L, 's', 10::numeric)$$, :'r_done'));
+SELECT regress.try(format($$SELECT * FROM belay.await_event(%L, 's', 'ev')$$, :'r_done'));
+SELECT regress.try(format($$SELECT belay.spawn_child(%L, 's', 'k')$$, :'r_done'));
+SELECT regress.try(format($$SELECT * FROM belay.join(%L, 's', %L)$$, :'r_done', :'t_child'));
 -- A run suspended by sleep (the task is sleeping).
-SELECT pg_temp.try(format($$SELECT belay.sleep(%L, 'nap', 10::numeric)$$, :'r_slept'));
-SELECT pg_temp.try(format($$SELECT belay.sleep(%L, 'nap', '2000-01-01T00:00:00Z'::timestamptz)$$, :'r_slept'));
-SELECT pg_temp.try(format($$SELECT * FROM belay.await_event(%L, 's', 'ev')$$, :'r_slept'));
-SELECT pg_temp.try(format($$SELECT belay.spawn_child(%L, 's', 'k')$$, :'r_slept'));
-SELECT pg_temp.try(format($$SELECT * FROM belay.join(%L, 's', %L)$$, :'r_slept', :'t_child'));
+SELECT regress.try(format($$SELECT belay.sleep(%L, 'nap', 10::numeric)$$, :'r_slept'));
+SELECT regress.try(format($$SELECT belay.sleep(%L, 'nap', '2000-01-01T00:00:00Z'::timestamptz)$$, :'r_slept'));
+SELECT regress.try(format($$SELECT * FROM belay.await_event(%L, 's', 'ev')$$, :'r_slept'));
+SELECT regress.try(format($$SELECT belay.spawn_child(%L, 's', 'k')$$, :'r_slept'));
+SELECT regress.try(format($$SELECT * FROM belay.join(%L, 's', %L)$$, :'r_slept', :'t_child'));
 -- A run suspended by await_event (the task is waiting).
-SELECT pg_temp.try(format($$SELECT * FROM belay.await_event(%L, 'w', 'never')$$, :'r_awaited'));
-SELECT pg_temp.try(format($$SELECT * FROM belay.await_event(%L, 'w2', 'ev')$$, :'r_awaited'));
-SELECT pg_temp.try(format($$SELECT belay.sleep(%L, 's', 10::numeric)$$, :'r_awaited'));
-SELECT pg_temp.try(format($$SELECT belay.spawn_child(%L, 's', 'k')$$, :'r_awaited'));
-SELECT pg_temp.try(format($$SELECT * FROM belay.join(%L, 's', %L)$$, :'r_awaited', :'t_child'));
+SELECT regress.try(format($$SELECT * FROM belay.await_event(%L, 'w', 'never')$$, :'r_awaited'));
+SELECT regress.try(format($$SELECT * FROM belay.await_event(%L, 'w2', 'ev')$$, :'r_awaited'));
+SELECT regress.try(format($$SELECT belay.sleep(%L, 's', 10::numeric)$$, :'r_awaited'));
+SELECT regress.try(format($$SELECT belay.spawn_child(%L, 's', 'k')$$, :'r_awaited'));
+SELECT regress.try(format($$SELECT * FROM belay.join(%L, 's', %L)$$, :'r_awaited', :'t_child'));
 -- The run of a cancelled task: BL002.
-SELECT pg_temp.try(format($$SELECT belay.sleep(%L, 's', 10::numeric)$$, :'r_cancelled'));
-SELECT pg_temp.try(format($$SELECT * FROM belay.await_event(%L, 's', 'ev')$$, :'r_cancelled'));
-SELECT pg_temp.try(format($$SELECT belay.spawn_child(%L, 's', 'k')$$, :'r_cancelled'));
-SELECT pg_temp.try(format($$SELECT * FROM belay.join(%L, 's', %L)$$, :'r_cancelled', :'t_child'));
+SELECT regress.try(format($$SELECT belay.sleep(%L, 's', 10::numeric)$$, :'r_cancelled'));
+SELECT regress.try(format($$SELECT * FROM belay.await_event(%L, 's', 'ev')$$, :'r_cancelled'));
+SELECT regress.try(format($$SELECT belay.spawn_child(%L, 's', 'k')$$, :'r_cancelled'));
+SELECT regress.try(format($$SELECT * FROM belay.join(%L, 's', %L)$$, :'r_cancelled', :'t_child'));
 -- Arguments are checked before the run is looked up; the run before the queue and child.
-SELECT pg_temp.try(format($$SELECT belay.sleep(%L, '', 10::numeric)$$, :'r_done'));
-SELECT pg_temp.try(format($$SELECT * FROM belay.await_event(%L, 's', 'ev', -1)$$, :'r_slept'));
-SELECT pg_temp.try(format($$SELECT belay.spawn_child(%L, 's', 'k', '{}', '{"queue": "nope"}')$$, :'r_done'));
-SELECT pg_temp.try(format($$SELECT * FROM belay.join(%L, 's', '00000000-0000-7000-8000-000000000000')$$, :'r_done'));
+SELECT regress.try(format($$SELECT belay.sleep(%L, '', 10::numeric)$$, :'r_done'));
+SELECT regress.try(format($$SELECT * FROM belay.await_event(%L, 's', 'ev', -1)$$, :'r_slept'));
+SELECT regress.try(format($$SELECT belay.spawn_child(%L, 's', 'k', '{}', '{"queue": "nope"}')$$, :'r_done'));
+SELECT regress.try(format($$SELECT * FROM belay.join(%L, 's', '00000000-0000-7000-8000-000000000000')$$, :'r_done'));
 
 \pset tuples_only off
-SELECT pg_temp.fingerprint() = :'baseline' AS unchanged;
+SELECT regress.fingerprint() = :'baseline' AS unchanged;
 SELECT task_name, state, attempt, run_id IS NOT NULL AS has_run, parent_task_id IS NOT NULL AS is_child
 FROM belay.tasks ORDER BY task_name;
 
