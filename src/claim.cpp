@@ -41,8 +41,11 @@ Datum Claim(FunctionCallInfo fcinfo) {
 	    "WITH picked AS ("
 	    " SELECT task_id, first_started_at FROM belay.tasks"
 	    " WHERE queue OPERATOR(pg_catalog.=) $1 AND state = 'pending'"
+	    // Past its cancellation deadline: the worker is about to cancel it.
+	    "   AND (cancel_at IS NULL OR cancel_at OPERATOR(pg_catalog.>) $2)"
 	    " ORDER BY priority DESC, available_at, task_id"
-	    " LIMIT $3 FOR UPDATE SKIP LOCKED) "
+	    " LIMIT $3 FOR UPDATE SKIP LOCKED), "
+	    "claimed AS ("
 	    "UPDATE belay.tasks t SET state = 'running', run_id = belay.uuidv7(), worker = $4, "
 	    " run_started_at = $2, lease_seconds = $5, "
 	    " lease_expires_at = $2 OPERATOR(pg_catalog.+) pg_catalog.make_interval(secs => $5), "
@@ -52,11 +55,15 @@ Datum Claim(FunctionCallInfo fcinfo) {
 	    "  THEN $2 OPERATOR(pg_catalog.+) pg_catalog.make_interval(secs => t.max_duration_seconds) "
 	    "  ELSE t.cancel_at END "
 	    "FROM picked WHERE t.task_id OPERATOR(pg_catalog.=) picked.task_id "
-	    "RETURNING t.run_id, t.task_id, t.task_name, t.params, t.headers, t.attempt, t.lease_expires_at, "
+	    "RETURNING t.priority, t.available_at, t.run_id, t.task_id, t.task_name, t.params, t.headers, t.attempt,"
+	    " t.lease_expires_at, "
 	    // A task's first claim has no steps yet: skip the lookup.
 	    " CASE WHEN picked.first_started_at IS NULL THEN '{}'::jsonb ELSE"
 	    "  coalesce((SELECT pg_catalog.jsonb_object_agg(c.step, c.value) FROM belay.checkpoints c "
-	    "            WHERE c.task_id OPERATOR(pg_catalog.=) t.task_id), '{}'::jsonb) END",
+	    "            WHERE c.task_id OPERATOR(pg_catalog.=) t.task_id), '{}'::jsonb) END AS checkpoints) "
+	    // Handed out in claim order: highest priority first, then the oldest.
+	    "SELECT run_id, task_id, task_name, params, headers, attempt, lease_expires_at, checkpoints FROM claimed "
+	    "ORDER BY priority DESC, available_at, task_id",
 	    {TEXTOID, TIMESTAMPTZOID, INT4OID, TEXTOID, FLOAT8OID});
 
 	ResultSet result(fcinfo);

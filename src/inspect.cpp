@@ -35,10 +35,14 @@ Datum Cleanup(FunctionCallInfo fcinfo) {
 	Datum older_than = args.Raw(1);
 	TimestampTz now = Now();
 	TimestampTz cutoff = 0;
-	PgGuard([&] {
-		cutoff = DatumGetTimestampTz(
-		    DirectFunctionCall2(timestamptz_mi_interval, TimestampTzGetDatum(now), older_than));
-	});
+	try {
+		PgGuard([&] {
+			cutoff = DatumGetTimestampTz(
+			    DirectFunctionCall2(timestamptz_mi_interval, TimestampTzGetDatum(now), older_than));
+		});
+	} catch (const PgError &) { // the arithmetic overflowed; it changed no state
+		ThrowInvalid("older_than is out of range");
+	}
 	// Judged as a whole: '1 day -1 hour' is a positive interval.
 	if (cutoff > now)
 		ThrowInvalid("older_than must not be negative");

@@ -78,8 +78,11 @@ LockedRun LockLiveRun(Datum run_id, TimestampTz now, bool lock_parent) {
 }
 
 bool LockExpiredRun(Datum task_id, TimestampTz now, LockedRun *run) {
-	static spi::Statement parent_of("SELECT parent_task_id FROM belay.tasks "
-	                                "WHERE task_id OPERATOR(pg_catalog.=) $1 AND parent_task_id IS NOT NULL",
+	// Only a parent that still exists (cleanup or drop_queue may have removed it) has to
+	// be locked first.
+	static spi::Statement parent_of("SELECT t.parent_task_id FROM belay.tasks t "
+	                                "JOIN belay.tasks p ON p.task_id OPERATOR(pg_catalog.=) t.parent_task_id "
+	                                "WHERE t.task_id OPERATOR(pg_catalog.=) $1",
 	                                {UUIDOID});
 	static spi::Statement try_lock("SELECT 1 FROM belay.tasks WHERE task_id OPERATOR(pg_catalog.=) $1 "
 	                               "FOR UPDATE SKIP LOCKED",
@@ -200,7 +203,19 @@ void LockTasks(Datum task_ids) {
 	lock.Run(params);
 }
 
-int CancelTrees(Datum root_ids, TimestampTz now, const std::optional<std::string> &reason) {
+bool TryLockTasks(Datum task_ids) {
+	static spi::Statement lock("SELECT (SELECT pg_catalog.count(*) FROM (SELECT 1 FROM belay.tasks "
+	                           " WHERE task_id OPERATOR(pg_catalog.=) ANY ($1) ORDER BY task_id "
+	                           " FOR UPDATE SKIP LOCKED) locked) OPERATOR(pg_catalog.=) "
+	                           "(SELECT pg_catalog.count(*) FROM belay.tasks WHERE task_id OPERATOR(pg_catalog.=) ANY ($1))",
+	                           {UUIDARRAYOID});
+	spi::Params params;
+	params.Add(task_ids);
+	lock.Run(params);
+	return spi::BoolValue(0, 0);
+}
+
+int CancelTrees(Datum root_ids, TimestampTz now, const std::optional<std::string> &reason, bool wait) {
 	// The trees and the roots' parents (to wake their joins), found without locks.
 	static spi::Statement find(
 	    "WITH RECURSIVE tree AS ("
@@ -241,7 +256,10 @@ int CancelTrees(Datum root_ids, TimestampTz now, const std::optional<std::string
 		Datum tree = spi::Value(0, 0, &none);
 		if (none)
 			break;
-		LockTasks(spi::Value(0, 1));
+		if (wait)
+			LockTasks(spi::Value(0, 1));
+		else if (!TryLockTasks(spi::Value(0, 1)))
+			break; // someone holds part of the tree: the next tick tries again
 		spi::Params params;
 		params.Add(tree).Text(reason);
 		uint64 cancelled = cancel.Run(params);

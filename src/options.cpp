@@ -13,6 +13,8 @@ nlohmann::json ParseObject(const std::string &json, const std::string &argument)
 	nlohmann::json object;
 	try {
 		object = nlohmann::json::parse(json);
+	} catch (const nlohmann::json::out_of_range &) {
+		ThrowInvalid(argument + " holds a number out of range");
 	} catch (const nlohmann::json::exception &) {
 		throw Error(sqlstate::kMalformed, argument + " is not valid JSON");
 	}

@@ -1,9 +1,11 @@
 // create_queue, drop_queue, list_queues.
 #include "belay/args.hpp"
+#include "belay/lifecycle.hpp"
 #include "belay/options.hpp"
 #include "belay/queues.hpp"
 #include "belay/result_set.hpp"
 #include "belay/spi.hpp"
+#include "belay/states.hpp"
 #include "belay/validation.hpp"
 
 namespace belay {
@@ -44,12 +46,23 @@ Datum DropQueue(FunctionCallInfo fcinfo) {
 	Arguments args(fcinfo);
 	std::string queue = args.Text(0, "queue");
 	CheckQueueName(queue);
+	static spi::Statement unfinished("SELECT pg_catalog.array_agg(task_id) FROM belay.tasks "
+	                                 "WHERE queue OPERATOR(pg_catalog.=) $1 AND state NOT IN " BELAY_TERMINAL_STATES,
+	                                 {TEXTOID});
 	static spi::Statement drop("DELETE FROM belay.queues WHERE queue OPERATOR(pg_catalog.=) $1", {TEXTOID});
 	spi::Connection spi;
+	RequireQueue(queue);
+	// Its unfinished tasks are cancelled first, with their descendants in other queues,
+	// so parents elsewhere that join them wake up ('cancelled') instead of waiting for
+	// ever, and no child is left running without its parent.
 	spi::Params params;
 	params.Text(queue);
-	if (drop.Run(params) == 0)
-		throw Error(sqlstate::kUnknownQueue, "queue \"" + queue + "\" does not exist");
+	unfinished.Run(params);
+	bool none = true;
+	Datum roots = spi::Value(0, 0, &none);
+	if (!none)
+		CancelTrees(roots, Now(), std::nullopt);
+	drop.Run(params);
 	PG_RETURN_VOID();
 }
 

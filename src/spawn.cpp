@@ -30,6 +30,23 @@ namespace belay {
 
 namespace {
 
+// A new id for a child, greater than its parent's: the lock order (lifecycle.hpp) takes
+// task_id order as ancestors first, which a clock that stepped back must not break.
+Datum ChildUuidDatum(Datum parent) {
+	Datum child = NewUuidDatum();
+	PgGuard([&] {
+		pg_uuid_t *c = DatumGetUUIDP(child);
+		const pg_uuid_t *p = DatumGetUUIDP(parent);
+		if (memcmp(c->data, p->data, UUID_LEN) > 0)
+			return;
+		memcpy(c->data, p->data, UUID_LEN);
+		for (int i = UUID_LEN - 1; i >= 9; --i) // the random tail, clear of version and variant bits
+			if (++c->data[i] != 0)
+				break;
+	});
+	return child;
+}
+
 const char *StateFor(TimestampTz available_at, TimestampTz now) {
 	return available_at > now ? "scheduled" : "pending";
 }
@@ -74,7 +91,7 @@ SpawnedTask InsertTask(const NewTask &task, TimestampTz now) {
 	TimestampTz available_at = AvailableAt(task.options, now);
 	const char *state = StateFor(available_at, now);
 	spi::Params params;
-	params.Add(NewUuidDatum()).Text(task.queue).Text(task.task_name).Add(task.params);
+	params.Add(task.parent_task_id ? ChildUuidDatum(task.parent_task_id) : NewUuidDatum()).Text(task.queue).Text(task.task_name).Add(task.params);
 	AddOptionParams(params, task.options, state, available_at);
 	params.Timestamptz(now);
 	if (task.parent_task_id)

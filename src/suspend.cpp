@@ -132,7 +132,8 @@ Datum AwaitEvent(FunctionCallInfo fcinfo) {
 
 	if (std::optional<std::string> recorded = StepValue(run.task_id, step)) {
 		nlohmann::json value = nlohmann::json::parse(*recorded);
-		if (!value.is_object() || !value.contains("timed_out") || !value.contains("payload"))
+		if (!value.is_object() || !value.contains("timed_out") || !value["timed_out"].is_boolean() ||
+		    !value.contains("payload"))
 			ThrowInvalid("step \"" + step + "\" is not an event wait", "Steps of one task share one namespace.");
 		std::optional<std::string> payload;
 		if (!value["payload"].is_null())
@@ -245,7 +246,8 @@ Datum Join(FunctionCallInfo fcinfo) {
 	LockedRun run = LockLiveRun(run_id, now, false);
 	if (std::optional<std::string> recorded = StepValue(run.task_id, step)) {
 		nlohmann::json value = nlohmann::json::parse(*recorded);
-		if (!value.is_object() || !value.contains("timed_out") || !value.contains("state"))
+		if (!value.is_object() || !value.contains("timed_out") || !value["timed_out"].is_boolean() ||
+		    !value.contains("state"))
 			ThrowInvalid("step \"" + step + "\" is not a join", "Steps of one task share one namespace.");
 		AddJoinRow(result, false, value);
 		return Datum(0);

@@ -34,27 +34,24 @@ int RunAndNotify(spi::Statement &statement, TimestampTz now, int batch) {
 	return static_cast<int>(rows);
 }
 
-// Cancellation deadlines first, while this transaction holds no row lock: cancelling a
-// tree waits for its rows in the global order (lifecycle.hpp).
+// Cancellation deadlines, tree by tree, never waiting: a tree someone holds a row of is
+// left for the next tick.
 int CancelDue(TimestampTz now, int batch) {
-	static spi::Statement due(
-	    "SELECT pg_catalog.array_agg(task_id) FROM ("
-	    " SELECT task_id FROM belay.tasks WHERE cancel_at OPERATOR(pg_catalog.<=) $1"
-	    " AND state NOT IN " BELAY_TERMINAL_STATES " AND (first_started_at IS NULL) OPERATOR(pg_catalog.=) $3"
-	    " ORDER BY cancel_at LIMIT $2) d",
-	    {TIMESTAMPTZOID, INT4OID, BOOLOID});
+	static spi::Statement due("SELECT ARRAY[task_id], first_started_at IS NULL FROM belay.tasks "
+	                          "WHERE cancel_at OPERATOR(pg_catalog.<=) $1 AND state NOT IN " BELAY_TERMINAL_STATES
+	                          " ORDER BY cancel_at LIMIT $2",
+	                          {TIMESTAMPTZOID, INT4OID});
+	spi::Params params;
+	params.Timestamptz(now).Int4(batch);
+	uint64 rows = due.Run(params);
+	std::vector<std::pair<Datum, bool>> roots;
+	for (uint64 row = 0; row < rows; ++row)
+		roots.emplace_back(spi::Value(row, 0), spi::BoolValue(row, 1));
 	int cancelled = 0;
-	for (bool not_started : {true, false}) {
-		spi::Params params;
-		params.Timestamptz(now).Int4(batch).Bool(not_started);
-		due.Run(params);
-		bool none = true;
-		Datum roots = spi::Value(0, 0, &none);
-		if (none)
-			continue;
+	for (const auto &[root, not_started] : roots) {
 		std::string reason = not_started ? R"({"kind": "cancelled", "reason": "max_delay_seconds"})"
 		                                 : R"({"kind": "cancelled", "reason": "max_duration_seconds"})";
-		cancelled += CancelTrees(roots, now, reason);
+		cancelled += CancelTrees(root, now, reason, false);
 	}
 	return cancelled;
 }
@@ -145,10 +142,10 @@ Datum Tick(FunctionCallInfo fcinfo) {
 
 	ResultSet result(fcinfo);
 	spi::Connection spi;
-	int cancelled = CancelDue(now, batch);
 	int woken = WakeDue(now, batch);
 	int timed_out = TimeOutWaits(now, batch);
 	int reclaimed = ReclaimLeases(now, batch);
+	int cancelled = CancelDue(now, batch);
 	spi::Params none;
 	next_due.Run(none);
 	bool no_due = true;

@@ -29,6 +29,7 @@ namespace belay {
 namespace {
 
 constexpr uint64 kWakeMeAlways = PG_UINT64_MAX; // while ticking: every due time is sooner
+constexpr long kIdleRetryMs = 10; // a due row that is locked elsewhere is retried this often
 
 struct SharedState {
 	pg_atomic_uint32 worker_procno; // the worker's PGPROC number, or -1 when it is not running
@@ -156,10 +157,12 @@ long RunTick() {
 		if (rc != SPI_OK_SELECT || SPI_processed != 1)
 			elog(ERROR, "belay worker: tick failed: %s", SPI_result_code_string(rc));
 		bool batch_full = false;
+		bool progress = false;
 		for (int column = 1; column <= 4; ++column) {
 			bool null = false;
 			int32 count = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, column, &null));
 			batch_full = batch_full || count >= batch_size;
+			progress = progress || count > 0;
 		}
 		bool no_due = true;
 		Datum due = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 5, &no_due);
@@ -170,6 +173,10 @@ long RunTick() {
 			int micros = 0;
 			TimestampDifference(GetCurrentTimestamp(), DatumGetTimestampTz(due), &seconds, &micros);
 			long until_due = seconds * 1000 + (micros + 999) / 1000; // round up: never wake early
+			// Something due that this tick could not take (another transaction holds its
+			// row): do not spin on it.
+			if (!progress)
+				until_due = Max(until_due, kIdleRetryMs);
 			sleep_ms = Min(sleep_ms, until_due);
 		}
 		SPI_finish();
@@ -181,6 +188,24 @@ long RunTick() {
 	return sleep_ms;
 }
 
+// A failure to notify (say, a full notification queue) is logged and does not keep the
+// ticks from running.
+void SendDeferredNotificationsSafely() {
+	MemoryContext context = CurrentMemoryContext;
+	PG_TRY();
+	{
+		SendDeferredNotifications();
+	}
+	PG_CATCH();
+	{
+		MemoryContextSwitchTo(context);
+		EmitErrorReport();
+		AbortCurrentTransaction();
+		FlushErrorState();
+	}
+	PG_END_TRY();
+}
+
 void WorkerLoop() {
 	MemoryContext tick_context = AllocSetContextCreate(TopMemoryContext, "belay tick", ALLOCSET_DEFAULT_SIZES);
 	TimestampTz next_tick = 0; // tick at once
@@ -189,16 +214,15 @@ void WorkerLoop() {
 		// nothing committed while we work is missed.
 		pg_atomic_write_u64(&shared->next_wake, kWakeMeAlways);
 		MemoryContextSwitchTo(tick_context);
+		SendDeferredNotificationsSafely();
 		PG_TRY();
 		{
-			SendDeferredNotifications();
 			// Most wake-ups only bring notifications to send: tick when something is due
 			// or a backend made something due sooner.
 			bool requested = pg_atomic_exchange_u32(&shared->tick_requested, 0) != 0;
 			if (requested || GetCurrentTimestamp() >= next_tick) {
 				long until_due_ms = RunTick();
 				next_tick = GetCurrentTimestamp() + until_due_ms * 1000;
-				SendDeferredNotifications(); // those that arrived while we ticked
 			}
 		}
 		PG_CATCH();

@@ -11,18 +11,19 @@ namespace {
 std::optional<std::string> Seconds(std::optional<std::chrono::duration<double>> timeout) {
 	if (!timeout)
 		return std::nullopt;
-	return std::to_string(timeout->count());
+	return FormatNumber(timeout->count());
 }
 } // namespace
 
-TaskContext::TaskContext(Session &session, std::string queue, ClaimedTask task)
-    : session_(session), queue_(std::move(queue)), task_(std::move(task)) {
+TaskContext::TaskContext(Session &session, std::string queue, ClaimedTask task,
+                         std::shared_ptr<std::atomic<int>> status)
+    : session_(session), queue_(std::move(queue)), task_(std::move(task)), status_(std::move(status)) {
 	if (!task_.checkpoints.is_object())
 		task_.checkpoints = Json::object();
 }
 
 void TaskContext::ThrowIfNotLive() const {
-	switch (static_cast<RunStatus>(status_.load())) {
+	switch (static_cast<RunStatus>(status_->load())) {
 	case RunStatus::Live:
 		return;
 	case RunStatus::LeaseLost:
@@ -38,10 +39,10 @@ auto TaskContext::Call(F &&fn) -> decltype(fn()) {
 	try {
 		return fn();
 	} catch (const LeaseLost &) {
-		status_ = static_cast<int>(RunStatus::LeaseLost);
+		*status_ = static_cast<int>(RunStatus::LeaseLost);
 		throw;
 	} catch (const Cancelled &) {
-		status_ = static_cast<int>(RunStatus::Cancelled);
+		*status_ = static_cast<int>(RunStatus::Cancelled);
 		throw;
 	}
 }
@@ -68,7 +69,7 @@ void TaskContext::sleep_for(const std::string &name, std::chrono::duration<doubl
 	std::string key = StepKey(name);
 	bool suspended = Call([&] {
 		return session_.Transact([&](pqxx::work &tx) {
-			return tx.exec_prepared1("belay_sleep_for", task_.run_id, key, std::to_string(duration.count()))[0].as<bool>();
+			return tx.exec_prepared1("belay_sleep_for", task_.run_id, key, FormatNumber(duration.count()))[0].as<bool>();
 		});
 	});
 	if (suspended)
@@ -158,7 +159,7 @@ JoinResult TaskContext::join(const std::string &name, const std::string &child_t
 void TaskContext::heartbeat(std::optional<double> lease_seconds) {
 	std::optional<std::string> seconds;
 	if (lease_seconds)
-		seconds = std::to_string(*lease_seconds);
+		seconds = FormatNumber(*lease_seconds);
 	Call([&] {
 		session_.Transact([&](pqxx::work &tx) { tx.exec_prepared("belay_heartbeat", task_.run_id, OrNull(seconds)); });
 	});

@@ -1,6 +1,7 @@
 // Spawn options as the JSON object belay's SQL functions take.
 #include "belay/client/types.hpp"
 
+#include <charconv>
 #include <cstdlib>
 #include <ctime>
 
@@ -53,6 +54,12 @@ Json SpawnOptions::ToJson() const {
 	if (queue)
 		out["queue"] = *queue;
 	return out;
+}
+
+std::string FormatNumber(double value) {
+	char text[64];
+	auto result = std::to_chars(text, text + sizeof text, value);
+	return std::string(text, result.ptr);
 }
 
 std::string DefaultConnectionString() {

@@ -14,7 +14,7 @@
 #include <iostream>
 #include <map>
 #include <mutex>
-#include <sys/select.h>
+#include <poll.h>
 #include <thread>
 #include <typeinfo>
 #include <unistd.h>
@@ -34,6 +34,21 @@ std::string TypeName(const std::type_info &type) {
 	std::string out = status == 0 && name ? name : type.name();
 	std::free(name);
 	return out;
+}
+
+// Invalid UTF-8 in an exception's message or a result must not end the process.
+std::string DumpJson(const Json &value) { return value.dump(-1, ' ', false, Json::error_handler_t::replace); }
+
+// A thread body that must not take the process down: an escaping exception is logged.
+template <typename F>
+void Guarded(const char *what, F &&body) {
+	try {
+		body();
+	} catch (const std::exception &e) {
+		std::cerr << "belay worker: " << what << " thread stopped: " << e.what() << "\n";
+	} catch (...) {
+		std::cerr << "belay worker: " << what << " thread stopped by a non-standard exception\n";
+	}
 }
 
 // Sets a flag when the queue this worker serves gains work.
@@ -109,8 +124,10 @@ struct Worker::Impl {
 	std::vector<std::pair<std::string, Json>> completions; // run_id, result
 	bool completer_exit = false;
 
+	// Every claimed run until its handler returns (queued ones too, so a prefetched task
+	// keeps its lease while it waits): heartbeated, and told when its lease is lost.
 	std::mutex active_mutex;
-	std::map<std::string, TaskContext *> active; // by run_id, for heartbeats
+	std::map<std::string, std::shared_ptr<std::atomic<int>>> active;
 	std::condition_variable heartbeat_exit_changed;
 	bool heartbeat_exit = false;
 
@@ -126,19 +143,8 @@ extern "C" void OnStopSignal(int) {
 } // namespace
 
 void Worker::Impl::WaitForWake(int socket) {
-	fd_set read_set;
-	FD_ZERO(&read_set);
-	FD_SET(wake_pipe[0], &read_set);
-	int highest = wake_pipe[0];
-	if (socket >= 0) {
-		FD_SET(socket, &read_set);
-		highest = std::max(highest, socket);
-	}
-	timeval timeout{};
-	auto poll = options.poll_interval.count();
-	timeout.tv_sec = poll / 1000;
-	timeout.tv_usec = (poll % 1000) * 1000;
-	select(highest + 1, &read_set, nullptr, nullptr, &timeout);
+	pollfd fds[2] = {{wake_pipe[0], POLLIN, 0}, {socket, POLLIN, 0}};
+	poll(fds, socket >= 0 ? 2 : 1, static_cast<int>(options.poll_interval.count()));
 	char drain[64];
 	while (read(wake_pipe[0], drain, sizeof drain) > 0) {
 	}
@@ -147,7 +153,7 @@ void Worker::Impl::WaitForWake(int socket) {
 void Worker::Impl::Dispatch() {
 	Session session(options.conninfo);
 	std::unique_ptr<QueueReceiver> receiver;
-	const std::string lease = std::to_string(options.lease_seconds);
+	const std::string lease = FormatNumber(options.lease_seconds);
 	while (!stopping) {
 		try {
 			if (!receiver)
@@ -177,6 +183,10 @@ void Worker::Impl::Dispatch() {
 					job.attempt = row[5].as<int>();
 					job.lease_expires_at = row[6].c_str();
 					job.checkpoints = Json::parse(row[7].c_str());
+					{
+						std::lock_guard<std::mutex> active_lock(active_mutex);
+						active[job.run_id] = std::make_shared<std::atomic<int>>(static_cast<int>(RunStatus::Live));
+					}
 					jobs.push_back(std::move(job));
 					++busy;
 				}
@@ -212,8 +222,8 @@ void Worker::Impl::Execute() {
 		{
 			std::unique_lock<std::mutex> lock(jobs_mutex);
 			jobs_changed.wait(lock, [&] { return !jobs.empty() || executors_exit; });
-			if (jobs.empty())
-				return;
+			if (executors_exit)
+				return; // past the shutdown deadline: queued tasks come back when their leases expire
 			job = std::move(jobs.front());
 			jobs.pop_front();
 		}
@@ -247,18 +257,33 @@ bool Worker::Impl::Finish(Session &session, const char *statement, const std::st
 		} catch (const ConnectionError &e) {
 			std::cerr << "belay worker " << options.worker_id << ": " << e.what() << "; retrying\n";
 			std::this_thread::sleep_for(options.reconnect_delay);
+		} catch (const std::exception &e) {
+			// Refused for another reason (say, a result PostgreSQL's jsonb rejects): this
+			// task's lease will expire and it will be retried; the worker goes on.
+			std::cerr << "belay worker " << options.worker_id << ": " << statement << " of run " << run_id
+			          << " failed: " << e.what() << "\n";
+			return false;
 		}
 	}
 	return false; // the lease will expire and the task be retried
 }
 
 void Worker::Impl::RunJob(Session &session, ClaimedTask job) {
-	TaskContext context(session, options.queue, job);
+	std::shared_ptr<std::atomic<int>> status;
 	{
 		std::lock_guard<std::mutex> lock(active_mutex);
-		active[job.run_id] = &context;
+		status = active[job.run_id];
+		if (!status)
+			status = active[job.run_id] = std::make_shared<std::atomic<int>>(static_cast<int>(RunStatus::Live));
 	}
+	TaskContext context(session, options.queue, job, status);
 	auto handler = handlers.find(job.task_name);
+	if (status->load() != static_cast<int>(RunStatus::Live)) {
+		++lost; // its lease was lost while it waited in the queue: someone else has it
+		std::lock_guard<std::mutex> lock(active_mutex);
+		active.erase(job.run_id);
+		return;
+	}
 	try {
 		if (handler == handlers.end())
 			throw Error("no handler for task name \"" + job.task_name + "\" on worker " + options.worker_id);
@@ -279,13 +304,13 @@ void Worker::Impl::RunJob(Session &session, ClaimedTask job) {
 		Json error = {{"kind", handler == handlers.end() ? "unknown_task" : TypeName(typeid(e))},
 		              {"message", e.what()},
 		              {"worker", options.worker_id}};
-		if (Finish(session, "belay_fail", job.run_id, error.dump(), false))
+		if (Finish(session, "belay_fail", job.run_id, DumpJson(error), false))
 			++failed;
 		else
 			++lost;
 	} catch (...) {
 		Json error = {{"kind", "unknown"}, {"message", "the handler threw a non-standard exception"}};
-		if (Finish(session, "belay_fail", job.run_id, error.dump(), false))
+		if (Finish(session, "belay_fail", job.run_id, DumpJson(error), false))
 			++failed;
 		else
 			++lost;
@@ -316,7 +341,7 @@ void Worker::Impl::CompleteBatches() {
 			results.push_back(std::move(batch[i].second));
 		}
 		run_ids += "}";
-		const std::string results_text = results.dump();
+		const std::string results_text = DumpJson(results);
 		bool sent = false;
 		for (int attempt = 0; attempt < 5 && !sent; ++attempt) {
 			try {
@@ -338,7 +363,7 @@ void Worker::Impl::CompleteBatches() {
 				std::cerr << "belay worker " << options.worker_id << ": completing a batch failed (" << e.what()
 				          << "); completing one by one\n";
 				for (size_t i = 0; i < batch.size(); ++i) {
-					if (Finish(session, "belay_complete", batch[i].first, results[i].dump(), false))
+					if (Finish(session, "belay_complete", batch[i].first, DumpJson(results[i]), false))
 						++completed;
 					else
 						++lost;
@@ -355,21 +380,24 @@ void Worker::Impl::Heartbeat() {
 	Session session(options.conninfo);
 	auto interval = std::chrono::milliseconds(
 	    std::max<long>(100, static_cast<long>(options.lease_seconds * options.heartbeat_fraction * 1000)));
-	std::unique_lock<std::mutex> lock(active_mutex);
-	while (!heartbeat_exit) {
-		heartbeat_exit_changed.wait_for(lock, interval, [&] { return heartbeat_exit; });
-		if (heartbeat_exit)
-			return;
-		// Held while beating: a context cannot go away under us (a round takes milliseconds).
-		for (auto &[run_id, context] : active) {
-			if (context->status() != static_cast<int>(RunStatus::Live))
+	for (;;) {
+		std::vector<std::pair<std::string, std::shared_ptr<std::atomic<int>>>> runs;
+		{
+			std::unique_lock<std::mutex> lock(active_mutex);
+			heartbeat_exit_changed.wait_for(lock, interval, [&] { return heartbeat_exit; });
+			if (heartbeat_exit)
+				return;
+			runs.assign(active.begin(), active.end()); // beat without holding the lock
+		}
+		for (auto &[run_id, status] : runs) {
+			if (status->load() != static_cast<int>(RunStatus::Live))
 				continue;
 			try {
 				session.Transact([&](pqxx::work &tx) { tx.exec_prepared("belay_heartbeat", run_id, nullptr); });
 			} catch (const LeaseLost &) {
-				context->status() = static_cast<int>(RunStatus::LeaseLost);
+				*status = static_cast<int>(RunStatus::LeaseLost);
 			} catch (const Cancelled &) {
-				context->status() = static_cast<int>(RunStatus::Cancelled);
+				*status = static_cast<int>(RunStatus::Cancelled);
 			} catch (const std::exception &e) {
 				std::cerr << "belay worker " << options.worker_id << ": heartbeat failed: " << e.what() << "\n";
 				break; // try again next round
@@ -403,11 +431,11 @@ void Worker::run() {
 	impl.executors_exit = false;
 	impl.heartbeat_exit = false;
 	impl.completer_exit = false;
-	std::thread completer([&] { impl.CompleteBatches(); });
+	std::thread completer([&] { Guarded("completer", [&] { impl.CompleteBatches(); }); });
 	std::vector<std::thread> executors;
 	for (int i = 0; i < impl.options.concurrency; ++i)
-		executors.emplace_back([&] { impl.Execute(); });
-	std::thread heartbeat([&] { impl.Heartbeat(); });
+		executors.emplace_back([&] { Guarded("executor", [&] { impl.Execute(); }); });
+	std::thread heartbeat([&] { Guarded("heartbeat", [&] { impl.Heartbeat(); }); });
 
 	impl.Dispatch(); // returns once stopping
 
@@ -420,16 +448,19 @@ void Worker::run() {
 	}
 	impl.jobs_changed.notify_all();
 	{
-		// Past the deadline, handlers still running can write nothing more; their tasks
-		// are retried when the leases expire.
+		// Past the deadline, handlers still running can write nothing more (and are no
+		// longer heartbeated); their tasks are retried when the leases expire.
 		std::lock_guard<std::mutex> lock(impl.active_mutex);
 		for (auto &entry : impl.active)
-			entry.second->status() = static_cast<int>(RunStatus::LeaseLost);
+			*entry.second = static_cast<int>(RunStatus::LeaseLost);
+	}
+	for (auto &thread : executors)
+		thread.join(); // a handler that ignores its status keeps run() waiting here
+	{
+		std::lock_guard<std::mutex> lock(impl.active_mutex);
 		impl.heartbeat_exit = true;
 	}
 	impl.heartbeat_exit_changed.notify_all();
-	for (auto &thread : executors)
-		thread.join();
 	heartbeat.join();
 	{
 		std::lock_guard<std::mutex> lock(impl.completions_mutex);

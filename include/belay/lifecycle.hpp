@@ -61,7 +61,10 @@ void WakeJoiners(Datum child_task_id, TimestampTz now);
 
 // Cancels each root and its unfinished descendants; wakes the parents joining a root.
 // reason: JSON text stored as the error of the cancelled tasks, or none. Returns how many.
-int CancelTrees(Datum root_ids /* uuid[] */, TimestampTz now, const std::optional<std::string> &reason);
+// With wait false (the background worker), a tree any of whose rows another transaction
+// holds is left alone instead of waited for.
+int CancelTrees(Datum root_ids /* uuid[] */, TimestampTz now, const std::optional<std::string> &reason,
+                bool wait = true);
 
 // Locks these tasks (uuid[]) FOR UPDATE in task_id order.
 void LockTasks(Datum task_ids);

@@ -61,12 +61,16 @@ double Arguments::Number(int index, const char *name) const {
 	RequireNotNull(index, name);
 	double value = 0;
 	bool is_nan = false;
-	PgGuard([&] {
-		Numeric numeric = DatumGetNumeric(Raw(index));
-		is_nan = numeric_is_nan(numeric) || numeric_is_inf(numeric);
-		if (!is_nan)
-			value = DatumGetFloat8(DirectFunctionCall1(numeric_float8, NumericGetDatum(numeric)));
-	});
+	try {
+		PgGuard([&] {
+			Numeric numeric = DatumGetNumeric(Raw(index));
+			is_nan = numeric_is_nan(numeric) || numeric_is_inf(numeric);
+			if (!is_nan)
+				value = DatumGetFloat8(DirectFunctionCall1(numeric_float8, NumericGetDatum(numeric)));
+		});
+	} catch (const PgError &) { // out of double's range; a conversion changes no state
+		ThrowInvalid(std::string(name) + " is out of range");
+	}
 	if (is_nan || !std::isfinite(value))
 		ThrowInvalid(std::string(name) + " must be a finite number");
 	return value;

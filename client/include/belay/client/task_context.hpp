@@ -7,6 +7,7 @@
 #include <atomic>
 #include <chrono>
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
 #include <type_traits>
@@ -50,7 +51,9 @@ struct JoinResult {
 
 class TaskContext {
 public:
-	TaskContext(Session &session, std::string queue, ClaimedTask task);
+	// status: shared with whoever heartbeats the run (the Worker); one of RunStatus.
+	TaskContext(Session &session, std::string queue, ClaimedTask task,
+	            std::shared_ptr<std::atomic<int>> status = std::make_shared<std::atomic<int>>(0));
 
 	const std::string &task_id() const { return task_.task_id; }
 	const std::string &run_id() const { return task_.run_id; }
@@ -85,7 +88,7 @@ public:
 	void heartbeat(std::optional<double> lease_seconds = std::nullopt);
 
 	// Set by the Worker's heartbeats; once not Live, every call throws LeaseLost/Cancelled.
-	std::atomic<int> &status() { return status_; }
+	std::atomic<int> &status() { return *status_; }
 	void ThrowIfNotLive() const;
 
 private:
@@ -99,7 +102,7 @@ private:
 	std::string queue_;
 	ClaimedTask task_;
 	std::map<std::string, int> step_uses_;
-	std::atomic<int> status_{static_cast<int>(RunStatus::Live)};
+	std::shared_ptr<std::atomic<int>> status_;
 };
 
 template <typename F>

@@ -61,5 +61,7 @@ struct TaskInfo {
 
 // ISO 8601 in UTC with microseconds, as PostgreSQL reads it.
 std::string FormatTimestamp(Clock::time_point at);
+// A number as PostgreSQL reads it, whatever the program's locale.
+std::string FormatNumber(double value);
 
 } // namespace belay
