@@ -142,6 +142,16 @@ CREATE INDEX waits_child_idx ON belay.waits (child_task_id) WHERE child_task_id 
 CREATE INDEX waits_deadline_idx ON belay.waits (deadline) WHERE deadline IS NOT NULL;
 COMMENT ON TABLE belay.waits IS 'belay waits of waiting tasks: for an event or a child';
 
+-- A queue table churns: every task is inserted, updated two or three times and deleted by
+-- cleanup. The default thresholds (20% of the table dead) let that churn pile up between
+-- vacuums; belay's tables are vacuumed and analyzed after a small fraction instead.
+ALTER TABLE belay.tasks SET (autovacuum_vacuum_scale_factor = 0.01, autovacuum_vacuum_insert_scale_factor = 0.02,
+                             autovacuum_analyze_scale_factor = 0.02, autovacuum_vacuum_cost_delay = 0);
+ALTER TABLE belay.runs SET (autovacuum_vacuum_scale_factor = 0.01, autovacuum_vacuum_insert_scale_factor = 0.02,
+                            autovacuum_analyze_scale_factor = 0.02, autovacuum_vacuum_cost_delay = 0);
+ALTER TABLE belay.checkpoints SET (autovacuum_vacuum_scale_factor = 0.01, autovacuum_vacuum_cost_delay = 0);
+ALTER TABLE belay.waits SET (autovacuum_vacuum_scale_factor = 0.01, autovacuum_vacuum_cost_delay = 0);
+
 -- pg_dump keeps the contents of these tables.
 SELECT pg_catalog.pg_extension_config_dump('belay.queues', '');
 SELECT pg_catalog.pg_extension_config_dump('belay.tasks', '');

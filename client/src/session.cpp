@@ -23,9 +23,13 @@ const Statement kStatements[] = {
     {"belay_task",
      "SELECT task_id, queue, task_name, state, attempt, max_attempts, params, result, error, parent_task_id, "
      "created_at, available_at, finished_at FROM belay.task($1::uuid)"},
+    // Claims and heartbeats commit without waiting for the WAL flush (set for their own
+    // transaction only): a claim lost in a crash leaves the task pending, and any later
+    // synchronous commit (a checkpoint, a completion) flushes it first.
     {"belay_claim",
-     "SELECT run_id, task_id, task_name, params, headers, attempt, lease_expires_at, checkpoints "
-     "FROM belay.claim($1, $2, $3::integer, $4::numeric)"},
+     "SELECT c.run_id, c.task_id, c.task_name, c.params, c.headers, c.attempt, c.lease_expires_at, c.checkpoints "
+     "FROM (SELECT pg_catalog.set_config('synchronous_commit', 'off', true)) AS async, "
+     "belay.claim($1, $2, $3::integer, $4::numeric) AS c"},
     {"belay_complete", "SELECT belay.complete($1::uuid, $2::jsonb)"},
     // Results travel as one JSON array; a JSON null result is stored as no result.
     {"belay_complete_many",
@@ -33,7 +37,9 @@ const Statement kStatements[] = {
      " SELECT NULLIF(e.value, 'null'::jsonb) FROM jsonb_array_elements($2::jsonb) WITH ORDINALITY AS e(value, n)"
      " ORDER BY e.n))"},
     {"belay_fail", "SELECT belay.fail($1::uuid, $2::jsonb, NULL, $3::boolean)"},
-    {"belay_heartbeat", "SELECT belay.heartbeat($1::uuid, $2::numeric)"},
+    {"belay_heartbeat",
+     "SELECT belay.heartbeat($1::uuid, $2::numeric) "
+     "FROM (SELECT pg_catalog.set_config('synchronous_commit', 'off', true)) AS async"},
     {"belay_set_checkpoint", "SELECT belay.set_checkpoint($1::uuid, $2, $3::jsonb)"},
     {"belay_sleep_until", "SELECT belay.sleep($1::uuid, $2, $3::timestamptz)"},
     {"belay_sleep_for", "SELECT belay.sleep($1::uuid, $2, $3::numeric)"},
