@@ -11,6 +11,7 @@ set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
 export PGDATABASE=${PGDATABASE:-postgres}
+export BELAY_ROOT=$root
 
 if [[ ! -f $root/build/libbelay_client.a ]] || [[ ${BELAY_CLIENT_REBUILD:-1} == 1 ]]; then
   make -s -C "$root" client >/dev/null || { echo "run.sh: make client failed" >&2; exit 1; }
