@@ -119,7 +119,7 @@ Datum CompleteMany(FunctionCallInfo fcinfo) {
 	    " SELECT task_id AS id FROM belay.tasks WHERE run_id OPERATOR(pg_catalog.=) ANY ($1)"
 	    " UNION SELECT parent_task_id FROM belay.tasks WHERE run_id OPERATOR(pg_catalog.=) ANY ($1)"
 	    "  AND parent_task_id IS NOT NULL) ids",
-	    {UUIDARRAYOID});
+	    {UUIDARRAYOID}, true);
 	static spi::Statement complete(
 	    "WITH input AS (SELECT * FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2)) AS i(run_id, result)), "
 	    "done AS ("
@@ -133,7 +133,7 @@ Datum CompleteMany(FunctionCallInfo fcinfo) {
 	    " SELECT run_id, task_id, attempt, worker, run_started_at, $3, 'completed' FROM done) "
 	    "SELECT i.run_id, d.task_id IS NOT NULL, d.task_id, coalesce(d.watched, false), d.parent_task_id IS NOT NULL "
 	    "FROM input i LEFT JOIN done d ON d.run_id OPERATOR(pg_catalog.=) i.run_id",
-	    {UUIDARRAYOID, JSONBARRAYOID, TIMESTAMPTZOID});
+	    {UUIDARRAYOID, JSONBARRAYOID, TIMESTAMPTZOID}, true);
 
 	ResultSet result(fcinfo);
 	spi::Connection spi;

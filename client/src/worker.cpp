@@ -123,6 +123,10 @@ struct Worker::Impl {
 	std::condition_variable completions_changed;
 	std::vector<std::pair<std::string, Json>> completions; // run_id, result
 	bool completer_exit = false;
+	// Runs whose handler returned but whose completion is not yet committed: they still
+	// count against concurrency + prefetch, or a completer that falls behind would let
+	// the dispatcher claim without bound.
+	std::atomic<int> completing{0};
 
 	// Every claimed run until its handler returns (queued ones too, so a prefetched task
 	// keeps its lease while it waits): heartbeated, and told when its lease is lost.
@@ -162,7 +166,7 @@ void Worker::Impl::Dispatch() {
 			{
 				std::lock_guard<std::mutex> lock(jobs_mutex);
 				// claim() takes at most 1000 at a time.
-				free_slots = std::min(options.concurrency + options.prefetch - busy, 1000);
+				free_slots = std::min(options.concurrency + options.prefetch - busy - completing.load(), 1000);
 			}
 			size_t got = 0;
 			if (free_slots > 0) {
@@ -292,6 +296,7 @@ void Worker::Impl::RunJob(Session &session, ClaimedTask job) {
 		{
 			std::lock_guard<std::mutex> lock(completions_mutex);
 			completions.emplace_back(job.run_id, std::move(result));
+			++completing;
 		}
 		completions_changed.notify_one();
 	} catch (const Suspended &) {
@@ -373,6 +378,8 @@ void Worker::Impl::CompleteBatches() {
 		}
 		if (!sent)
 			lost += batch.size(); // the leases expire and the tasks are retried
+		completing -= static_cast<int>(batch.size());
+		Wake(); // capacity is free again: the dispatcher may claim
 	}
 }
 

@@ -50,7 +50,9 @@ private:
 // (SPI_prepare + SPI_keepplan). Define them as function-local statics.
 class Statement {
 public:
-	Statement(const char *sql, std::initializer_list<Oid> argument_types);
+	// custom_plans: plan each execution for its parameters and the tables' current size
+	// (for statements over batches, whose best plan changes with the data).
+	Statement(const char *sql, std::initializer_list<Oid> argument_types, bool custom_plans = false);
 	// Runs the statement; returns the number of rows processed or returned.
 	uint64 Run(Params &params);
 
@@ -58,6 +60,7 @@ private:
 	const char *sql_;
 	Oid types_[24];
 	int argument_count_;
+	bool custom_plans_;
 	SPIPlanPtr plan_ = nullptr;
 };
 

@@ -52,8 +52,8 @@ Params &Params::Float8(const std::optional<double> &value) { return value ? Floa
 Params &Params::Bool(bool value) { return Add(BoolGetDatum(value)); }
 Params &Params::Timestamptz(TimestampTz value) { return Add(TimestampTzGetDatum(value)); }
 
-Statement::Statement(const char *sql, std::initializer_list<Oid> argument_types)
-    : sql_(sql), argument_count_(0) {
+Statement::Statement(const char *sql, std::initializer_list<Oid> argument_types, bool custom_plans)
+    : sql_(sql), argument_count_(0), custom_plans_(custom_plans) {
 	for (Oid type : argument_types)
 		types_[argument_count_++] = type;
 }
@@ -64,7 +64,8 @@ uint64 Statement::Run(Params &params) {
 	uint64 processed = 0;
 	PgGuard([&] {
 		if (plan_ == nullptr) {
-			SPIPlanPtr plan = SPI_prepare(sql_, argument_count_, types_);
+			SPIPlanPtr plan = SPI_prepare_cursor(sql_, argument_count_, types_,
+			                                     custom_plans_ ? CURSOR_OPT_CUSTOM_PLAN : 0);
 			if (plan == nullptr)
 				elog(ERROR, "belay: SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
 			if (SPI_keepplan(plan) != 0)
