@@ -47,7 +47,17 @@ start() {
     local line
     for line in "$@"; do echo "$line"; done
   } | as_owner tee -a "$dir/data/postgresql.conf" >/dev/null
-  as_owner "$PGBIN/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 start >/dev/null
+  # A free port can still be taken before the server binds it (a client socket from the
+  # ephemeral range, which overlaps ours): try the next free one a few times.
+  local tries
+  for tries in 1 2 3 4 5; do
+    if as_owner "$PGBIN/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 start >/dev/null; then
+      break
+    fi
+    ((tries == 5)) && { echo "cluster.sh: the server did not start; see $dir/server.log" >&2; return 1; }
+    port=$(free_port)
+    echo "port = $port" | as_owner tee -a "$dir/data/postgresql.conf" >/dev/null
+  done
   cat >"$dir/env" <<ENV
 export PGHOST='$dir'
 export PGPORT='$port'
