@@ -3,6 +3,7 @@
 #include "belay/fencing.hpp"
 #include "belay/result_set.hpp"
 #include "belay/spi.hpp"
+#include "belay/states.hpp"
 #include "belay/validation.hpp"
 
 namespace belay {
@@ -21,8 +22,7 @@ Datum SetCheckpoint(FunctionCallInfo fcinfo) {
 	static spi::Statement upsert(
 	    "INSERT INTO belay.checkpoints AS c (task_id, step, value, run_id, updated_at) "
 	    "SELECT t.task_id, $3, $4, $1, $2 FROM belay.tasks t "
-	    "WHERE t.run_id OPERATOR(pg_catalog.=) $1 AND t.state = 'running' "
-	    "  AND t.lease_expires_at OPERATOR(pg_catalog.>) $2 FOR SHARE OF t "
+	    "WHERE " BELAY_LIVE_RUN " FOR SHARE OF t "
 	    "ON CONFLICT (task_id, step) DO UPDATE SET value = EXCLUDED.value, run_id = EXCLUDED.run_id, "
 	    " updated_at = EXCLUDED.updated_at",
 	    {UUIDOID, TIMESTAMPTZOID, TEXTOID, JSONBOID});
@@ -31,7 +31,7 @@ Datum SetCheckpoint(FunctionCallInfo fcinfo) {
 	spi::Params params;
 	params.Add(run_id).Timestamptz(now).Text(step).Add(value);
 	if (upsert.Run(params) != 1)
-		ThrowNotLive(run_id, now);
+		ThrowNotLive(run_id);
 	PG_RETURN_VOID();
 }
 

@@ -7,17 +7,17 @@
 
 namespace belay {
 
-void ThrowNotLive(Datum run_id, TimestampTz now) {
-	static spi::Statement live("SELECT task_id::text, state, lease_expires_at OPERATOR(pg_catalog.<=) $2 "
-	                           "FROM belay.tasks WHERE run_id OPERATOR(pg_catalog.=) $1",
-	                           {UUIDOID, TIMESTAMPTZOID});
+void ThrowNotLive(Datum run_id) {
+	// Still the task's run, yet not live: its lease has expired.
+	static spi::Statement live("SELECT task_id::text FROM belay.tasks WHERE run_id OPERATOR(pg_catalog.=) $1",
+	                           {UUIDOID});
 	static spi::Statement ended("SELECT r.task_id::text, r.outcome, " BELAY_PUBLIC_STATE("t.state") " FROM belay.runs r "
 	                            " JOIN belay.tasks t ON t.task_id OPERATOR(pg_catalog.=) r.task_id "
 	                            "WHERE r.run_id OPERATOR(pg_catalog.=) $1",
 	                            {UUIDOID});
 	std::string run = UuidToString(run_id);
 	spi::Params params;
-	params.Add(run_id).Timestamptz(now);
+	params.Add(run_id);
 	if (live.Run(params) == 1) {
 		std::string task = spi::TextValue(0, 0);
 		throw Error(sqlstate::kLeaseLost, "the lease of run " + run + " has expired",

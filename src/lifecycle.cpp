@@ -58,8 +58,7 @@ LockedRun LockLiveRun(Datum run_id, TimestampTz now, bool lock_parent) {
 	static spi::Statement lock_task("SELECT 1 FROM belay.tasks WHERE task_id OPERATOR(pg_catalog.=) $1 FOR UPDATE",
 	                                {UUIDOID});
 	static spi::Statement lock_run("SELECT " BELAY_RUN_COLUMNS "FROM belay.tasks t "
-	                               "WHERE t.run_id OPERATOR(pg_catalog.=) $1 AND t.state = 'running' "
-	                               "AND t.lease_expires_at OPERATOR(pg_catalog.>) $2 FOR UPDATE",
+	                               "WHERE " BELAY_LIVE_RUN " FOR UPDATE",
 	                               {UUIDOID, TIMESTAMPTZOID});
 	if (lock_parent) {
 		spi::Params by_run;
@@ -73,7 +72,7 @@ LockedRun LockLiveRun(Datum run_id, TimestampTz now, bool lock_parent) {
 	spi::Params params;
 	params.Add(run_id).Timestamptz(now);
 	if (lock_run.Run(params) != 1)
-		ThrowNotLive(run_id, now);
+		ThrowNotLive(run_id);
 	return ReadRun();
 }
 

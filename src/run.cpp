@@ -5,19 +5,14 @@
 #include "belay/lifecycle.hpp"
 #include "belay/notify.hpp"
 #include "belay/result_set.hpp"
-
-#include <vector>
 #include "belay/spi.hpp"
+#include "belay/states.hpp"
 #include "belay/validation.hpp"
 
+#include <vector>
 
 namespace belay {
 namespace {
-
-// The live-run condition, on table alias t, with $1 the run and $2 now.
-#define BELAY_LIVE_RUN                                                                             \
-	"t.run_id OPERATOR(pg_catalog.=) $1 AND t.state = 'running' "                                 \
-	"AND t.lease_expires_at OPERATOR(pg_catalog.>) $2"
 
 Datum Complete(FunctionCallInfo fcinfo) {
 	Arguments args(fcinfo);
@@ -206,7 +201,7 @@ Datum Heartbeat(FunctionCallInfo fcinfo) {
 	spi::Params params;
 	params.Add(run_id).Timestamptz(now).Float8(lease_seconds);
 	if (extend.Run(params) != 1)
-		ThrowNotLive(run_id, now);
+		ThrowNotLive(run_id);
 	return spi::Value(0, 0); // timestamptz is passed by value
 }
 

@@ -8,6 +8,6 @@ namespace belay {
 // Called when a run-scoped statement matched no live run: finds out why and raises
 // BL002 if the run was ended by a cancel, else BL001 (lease expired, run ended, or
 // never a run). Needs SPI connected.
-[[noreturn]] void ThrowNotLive(Datum run_id, TimestampTz now);
+[[noreturn]] void ThrowNotLive(Datum run_id);
 
 } // namespace belay

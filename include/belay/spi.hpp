@@ -70,10 +70,6 @@ Datum Value(uint64 row, int column, bool *is_null = nullptr);
 std::string TextValue(uint64 row, int column);
 std::optional<std::string> OptTextValue(uint64 row, int column);
 int32 Int4Value(uint64 row, int column);
-int64 Int8Value(uint64 row, int column);
 bool BoolValue(uint64 row, int column);
-// Copies a by-reference value out of SPI memory into the caller's context (call before
-// the Connection ends when the value is returned).
-Datum TransferValue(uint64 row, int column, Oid type);
 
 } // namespace belay::spi

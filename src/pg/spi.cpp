@@ -116,18 +116,7 @@ std::optional<std::string> OptTextValue(uint64 row, int column) {
 }
 
 int32 Int4Value(uint64 row, int column) { return DatumGetInt32(Value(row, column)); }
-int64 Int8Value(uint64 row, int column) { return DatumGetInt64(Value(row, column)); }
 bool BoolValue(uint64 row, int column) { return DatumGetBool(Value(row, column)); }
 
-Datum TransferValue(uint64 row, int column, Oid type) {
-	Datum value = Value(row, column);
-	PgGuard([&] {
-		int16 length;
-		bool by_value;
-		get_typlenbyval(type, &length, &by_value);
-		value = SPI_datumTransfer(value, by_value, length);
-	});
-	return value;
-}
 
 } // namespace belay::spi
