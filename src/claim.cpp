@@ -37,34 +37,43 @@ Datum Claim(FunctionCallInfo fcinfo) {
 
 	// The claim itself reads tasks_claim_idx in order and skips rows other claimers hold,
 	// so claimers never block each other and never get the same task.
-	static spi::Statement claim(
-	    "WITH picked AS ("
-	    " SELECT task_id, first_started_at FROM belay.tasks"
-	    " WHERE queue OPERATOR(pg_catalog.=) $1 AND state = 'pending'"
-	    // Past its cancellation deadline: the worker is about to cancel it.
-	    "   AND (cancel_at IS NULL OR cancel_at OPERATOR(pg_catalog.>) $2)"
-	    " ORDER BY priority DESC, available_at, task_id"
-	    " LIMIT $3 FOR UPDATE SKIP LOCKED), "
-	    "claimed AS ("
-	    "UPDATE belay.tasks t SET state = 'running', run_id = belay.uuidv7(), worker = $4, "
-	    " run_started_at = $2, lease_seconds = $5, "
-	    " lease_expires_at = $2 OPERATOR(pg_catalog.+) pg_catalog.make_interval(secs => $5), "
-	    " first_started_at = coalesce(t.first_started_at, $2), "
-	    // From the first start on, the cancellation deadline is max_duration_seconds.
-	    " cancel_at = CASE WHEN t.first_started_at IS NULL "
-	    "  THEN $2 OPERATOR(pg_catalog.+) pg_catalog.make_interval(secs => t.max_duration_seconds) "
-	    "  ELSE t.cancel_at END "
-	    "FROM picked WHERE t.task_id OPERATOR(pg_catalog.=) picked.task_id "
-	    "RETURNING t.priority, t.available_at, t.run_id, t.task_id, t.task_name, t.params, t.headers, t.attempt,"
-	    " t.lease_expires_at, "
-	    // A task's first claim has no steps yet: skip the lookup.
-	    " CASE WHEN picked.first_started_at IS NULL THEN '{}'::jsonb ELSE"
-	    "  coalesce((SELECT pg_catalog.jsonb_object_agg(c.step, c.value) FROM belay.checkpoints c "
-	    "            WHERE c.task_id OPERATOR(pg_catalog.=) t.task_id), '{}'::jsonb) END AS checkpoints) "
-	    // Handed out in claim order: highest priority first, then the oldest.
-	    "SELECT run_id, task_id, task_name, params, headers, attempt, lease_expires_at, checkpoints FROM claimed "
-	    "ORDER BY priority DESC, available_at, task_id",
-	    {TEXTOID, TIMESTAMPTZOID, INT4OID, TEXTOID, FLOAT8OID});
+	//
+	// Two copies that differ only in the LIMIT: planned generically, "LIMIT $3" is costed
+	// as a tenth of the queue, so PostgreSQL's plan cache would re-plan the statement on
+	// every call. The one-task claim, the common case of a worker with one free slot, says
+	// LIMIT 1 and keeps its cached plan; a batch claim amortizes its planning.
+#define BELAY_CLAIM_SQL(LIMIT) \
+	"WITH picked AS (" \
+	" SELECT task_id, first_started_at FROM belay.tasks" \
+	" WHERE queue OPERATOR(pg_catalog.=) $1 AND state = 'pending'" \
+	/* Past its cancellation deadline: the worker is about to cancel it. */ \
+	"   AND (cancel_at IS NULL OR cancel_at OPERATOR(pg_catalog.>) $2)" \
+	" ORDER BY priority DESC, available_at, task_id" \
+	" LIMIT " LIMIT " FOR UPDATE SKIP LOCKED), " \
+	"claimed AS (" \
+	"UPDATE belay.tasks t SET state = 'running', run_id = belay.uuidv7(), worker = $4, " \
+	" run_started_at = $2, lease_seconds = $5, " \
+	" lease_expires_at = $2 OPERATOR(pg_catalog.+) pg_catalog.make_interval(secs => $5), " \
+	" first_started_at = coalesce(t.first_started_at, $2), " \
+	/* From the first start on, the cancellation deadline is max_duration_seconds. */ \
+	" cancel_at = CASE WHEN t.first_started_at IS NULL " \
+	"  THEN $2 OPERATOR(pg_catalog.+) pg_catalog.make_interval(secs => t.max_duration_seconds) " \
+	"  ELSE t.cancel_at END " \
+	"FROM picked WHERE t.task_id OPERATOR(pg_catalog.=) picked.task_id " \
+	"RETURNING t.priority, t.available_at, t.run_id, t.task_id, t.task_name, t.params, t.headers, t.attempt," \
+	" t.lease_expires_at, " \
+	/* A task's first claim has no steps yet: skip the lookup. */ \
+	" CASE WHEN picked.first_started_at IS NULL THEN '{}'::jsonb ELSE" \
+	"  coalesce((SELECT pg_catalog.jsonb_object_agg(c.step, c.value) FROM belay.checkpoints c " \
+	"            WHERE c.task_id OPERATOR(pg_catalog.=) t.task_id), '{}'::jsonb) END AS checkpoints) " \
+	/* Handed out in claim order: highest priority first, then the oldest. */ \
+	"SELECT run_id, task_id, task_name, params, headers, attempt, lease_expires_at, checkpoints FROM claimed " \
+	"ORDER BY priority DESC, available_at, task_id"
+	// Both take the same Params; claim_one leaves $3 (qty, which is 1) unused.
+	static spi::Statement claim_one(BELAY_CLAIM_SQL("1"),
+	                                {TEXTOID, TIMESTAMPTZOID, INT4OID, TEXTOID, FLOAT8OID});
+	static spi::Statement claim_many(BELAY_CLAIM_SQL("$3"), {TEXTOID, TIMESTAMPTZOID, INT4OID, TEXTOID, FLOAT8OID});
+#undef BELAY_CLAIM_SQL
 
 	ResultSet result(fcinfo);
 	spi::Connection spi;
@@ -76,7 +85,7 @@ Datum Claim(FunctionCallInfo fcinfo) {
 
 	spi::Params params;
 	params.Text(queue).Timestamptz(now).Int4(qty).Text(worker).Float8(lease_seconds);
-	uint64 claimed = claim.Run(params);
+	uint64 claimed = (qty == 1 ? claim_one : claim_many).Run(params);
 	result.AddAllSpiRows(claimed);
 	if (claimed == 0)
 		RequireQueue(queue); // only on the empty path: an unknown queue is an error, not "no work"
