@@ -5,7 +5,7 @@
 // A producer spawns tasks with spawn_many (batches of --batch) keeping at most --backlog
 // of them unfinished; a belay::Worker completes them (no-op handler); another session
 // calls belay.cleanup(NULL, interval '0') every second. When --first tasks are completed,
-// and again when all --tasks are, it records for belay.tasks, belay.runs and
+// and again when all --tasks are, it records for belay.tasks, belay.run_history and
 // belay.checkpoints: pg_total_relation_size, pg_relation_size of the heap and of each
 // index, and n_live_tup / n_dead_tup / autovacuum_count from pg_stat_user_tables.
 //
@@ -35,7 +35,7 @@ void Measure(const std::string &conninfo, const std::string &prefix) {
 	         " coalesce(s.n_live_tup, 0), coalesce(s.n_dead_tup, 0), coalesce(s.autovacuum_count, 0) "
 	         "FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
 	         "LEFT JOIN pg_stat_user_tables s ON s.relid = c.oid "
-	         "WHERE n.nspname = 'belay' AND c.relname IN ('tasks', 'runs', 'checkpoints') ORDER BY 1")) {
+	         "WHERE n.nspname = 'belay' AND c.relname IN ('tasks', 'run_history', 'checkpoints') ORDER BY 1")) {
 		std::string rel = row[0].c_str();
 		bench::Put(prefix + "." + rel + ".total", row[1].c_str());
 		bench::Put(prefix + "." + rel + ".heap", row[2].c_str());
@@ -47,7 +47,7 @@ void Measure(const std::string &conninfo, const std::string &prefix) {
 	for (const auto &row : tx.exec("SELECT i.indexrelid::regclass::text, pg_relation_size(i.indexrelid) "
 	                               "FROM pg_index i JOIN pg_class c ON c.oid = i.indrelid "
 	                               "JOIN pg_namespace n ON n.oid = c.relnamespace "
-	                               "WHERE n.nspname = 'belay' AND c.relname IN ('tasks', 'runs', 'checkpoints') "
+	                               "WHERE n.nspname = 'belay' AND c.relname IN ('tasks', 'run_history', 'checkpoints') "
 	                               "ORDER BY 1")) {
 		std::string name = row[0].c_str();
 		if (name.rfind("belay.", 0) == 0)

@@ -165,11 +165,11 @@ note() { echo "- $*" >>"$res/notes.md"; }
 say() { echo "[$(date -u +%H:%M:%S)] $*" >&2; }
 
 reset_all() {
-  sql -c 'TRUNCATE belay.tasks, belay.runs, belay.checkpoints, belay.waits, bench.raw_tasks'
+  sql -c 'TRUNCATE belay.tasks, belay.run_history, belay.checkpoints, belay.waits, bench.raw_tasks'
 }
 # Before every measured run, so runs start alike.
 settle() {
-  sql -c 'VACUUM ANALYZE belay.tasks, belay.runs, belay.checkpoints, belay.waits, belay.queues, bench.raw_tasks' \
+  sql -c 'VACUUM ANALYZE belay.tasks, belay.run_history, belay.checkpoints, belay.waits, belay.queues, bench.raw_tasks' \
     -c 'CHECKPOINT'
 }
 # prefill_belay QUEUE N: N pending tasks through spawn_many, 10,000 per call.
@@ -504,7 +504,7 @@ row() {
   want 6 && row 6_p50 "timer: claim after due time, p50" ms "sleep_until" "—" -
   want 6 && row 6_p99 "timer: claim after due time, p99" ms "sleep_until" "≤ 50 ms" "ours<=50"
   want 7 && row 7 "claim + complete + respawn, deep (ours) vs 1,000 pending" rate "1,000 pending" "ratio ≥ 0.9" "ratio>=0.9"
-  want 8 && row 8 "total size of tasks+runs+checkpoints after $bloat_tasks (ours) vs $bloat_first" bytes "after $bloat_first" "bounded (ratio ≤ 2)" "ratio<=2"
+  want 8 && row 8 "total size of tasks+run_history+checkpoints after $bloat_tasks (ours) vs $bloat_first" bytes "after $bloat_first" "bounded (ratio ≤ 2)" "ratio<=2"
   want 8 && row 8_dead "dead tuples after $bloat_tasks (ours) vs $bloat_first" count "after $bloat_first" "—" -
   echo
   echo "How to read it: \"ours\" and \"baseline\" are medians of $runs run(s); \"ratio\" is the median of each run's"

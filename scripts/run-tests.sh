@@ -3,6 +3,7 @@
 # pg_regress, pgTAP (pg_prove), the concurrency test, the client tests and the fault
 # tests. Expects belay to be built and installed (`make test` does both first).
 # Prints one line per suite and ends with "N passed, M failed".
+# BELAY_SUITES="pg_regress pgtap" runs only the suites named (for development).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
@@ -19,6 +20,7 @@ failed=0
 failures=()
 suite() {
   local name=$1; shift
+  [[ -z ${BELAY_SUITES:-} || " $BELAY_SUITES " == *" $name "* ]] || return 0
   local log="$dir/$name.log" start=$SECONDS
   echo "== $name"
   if "$@" >"$log" 2>&1; then

@@ -14,7 +14,8 @@ CREATE TABLE belay.queues (
 COMMENT ON TABLE belay.queues IS 'belay queues: a name and the default policy of its tasks';
 
 -- One row per task, of every queue. The live run (run_id, worker, lease) lives in the
--- task row; belay.runs keeps the history of ended runs.
+-- task row, and stays there once it has completed the task; belay.run_history keeps the
+-- runs that ended otherwise.
 --
 -- state holds the public states, plus one internal one: 'scheduled' is a pending task
 -- whose available_at is still in the future (delayed, or backing off before a retry).
@@ -35,7 +36,7 @@ CREATE TABLE belay.tasks (
 	idempotency_key      text,
 	parent_task_id       uuid,
 	parent_step          text,
-	run_id               uuid,               -- the live run: the fencing token
+	run_id               uuid,               -- the live run (the fencing token), or the completing one
 	worker               text,               -- who holds (or last held) the task
 	run_started_at       timestamptz,
 	lease_seconds        double precision,
@@ -72,7 +73,8 @@ CREATE INDEX tasks_due_idx ON belay.tasks (queue, available_at)
 CREATE INDEX tasks_cancel_idx ON belay.tasks (cancel_at)
 	WHERE cancel_at IS NOT NULL AND state NOT IN ('completed', 'failed', 'cancelled');
 
--- Fencing: run-scoped calls find the task by its live run.
+-- Fencing: run-scoped calls find the task by its live run; belay.runs finds a completed
+-- task by the run that completed it.
 CREATE UNIQUE INDEX tasks_run_idx ON belay.tasks (run_id) WHERE run_id IS NOT NULL;
 
 -- Leases to reclaim, in expiry order (the background worker).
@@ -88,9 +90,12 @@ CREATE INDEX tasks_finished_idx ON belay.tasks (finished_at)
 -- cancel() walks down to children.
 CREATE INDEX tasks_parent_idx ON belay.tasks (parent_task_id) WHERE parent_task_id IS NOT NULL;
 
--- Runs that have ended: one row per claim that completed, failed, suspended, was
--- cancelled or lost its lease. Written once, when the run ends.
-CREATE TABLE belay.runs (
+-- Runs that ended without completing their task: one row per claim that failed, was
+-- suspended, was cancelled or lost its lease. Written once, when the run ends. The run
+-- that completes a task is not copied here: the task row keeps it (run_id, worker,
+-- run_started_at, finished_at), which spares the hot path a row, two index entries and a
+-- foreign-key check per task. belay.runs below shows both as one history.
+CREATE TABLE belay.run_history (
 	run_id     uuid PRIMARY KEY,
 	task_id    uuid NOT NULL REFERENCES belay.tasks (task_id) ON DELETE CASCADE,
 	attempt    integer NOT NULL,
@@ -99,11 +104,19 @@ CREATE TABLE belay.runs (
 	ended_at   timestamptz NOT NULL,
 	outcome    text NOT NULL,
 	error      jsonb,
-	CONSTRAINT runs_outcome_check CHECK (outcome IN ('completed', 'failed', 'suspended', 'cancelled',
-	                                                 'lease_expired'))
+	CONSTRAINT run_history_outcome_check CHECK (outcome IN ('failed', 'suspended', 'cancelled', 'lease_expired'))
 );
-CREATE INDEX runs_task_idx ON belay.runs (task_id);
-COMMENT ON TABLE belay.runs IS 'belay runs that have ended; the live run is in belay.tasks';
+CREATE INDEX run_history_task_idx ON belay.run_history (task_id);
+COMMENT ON TABLE belay.run_history IS 'belay runs that ended without completing their task; see the view belay.runs';
+
+-- Every run that has ended, with its outcome: the live run is in belay.tasks. A lookup by
+-- run_id or task_id reads one index of each side (tasks_run_idx, tasks_pkey).
+CREATE VIEW belay.runs AS
+	SELECT run_id, task_id, attempt, worker, started_at, ended_at, outcome, error FROM belay.run_history
+	UNION ALL
+	SELECT run_id, task_id, attempt, worker, run_started_at, finished_at, 'completed'::text, NULL::jsonb
+	  FROM belay.tasks WHERE state = 'completed' AND run_id IS NOT NULL;
+COMMENT ON VIEW belay.runs IS 'belay runs that have ended: belay.run_history and the completing run of each completed task';
 
 CREATE TABLE belay.checkpoints (
 	task_id    uuid NOT NULL REFERENCES belay.tasks (task_id) ON DELETE CASCADE,
@@ -147,15 +160,15 @@ COMMENT ON TABLE belay.waits IS 'belay waits of waiting tasks: for an event or a
 -- vacuums; belay's tables are vacuumed and analyzed after a small fraction instead.
 ALTER TABLE belay.tasks SET (autovacuum_vacuum_scale_factor = 0.01, autovacuum_vacuum_insert_scale_factor = 0.02,
                              autovacuum_analyze_scale_factor = 0.02, autovacuum_vacuum_cost_delay = 0);
-ALTER TABLE belay.runs SET (autovacuum_vacuum_scale_factor = 0.01, autovacuum_vacuum_insert_scale_factor = 0.02,
-                            autovacuum_analyze_scale_factor = 0.02, autovacuum_vacuum_cost_delay = 0);
+ALTER TABLE belay.run_history SET (autovacuum_vacuum_scale_factor = 0.01, autovacuum_vacuum_insert_scale_factor = 0.02,
+                                   autovacuum_analyze_scale_factor = 0.02, autovacuum_vacuum_cost_delay = 0);
 ALTER TABLE belay.checkpoints SET (autovacuum_vacuum_scale_factor = 0.01, autovacuum_vacuum_cost_delay = 0);
 ALTER TABLE belay.waits SET (autovacuum_vacuum_scale_factor = 0.01, autovacuum_vacuum_cost_delay = 0);
 
 -- pg_dump keeps the contents of these tables.
 SELECT pg_catalog.pg_extension_config_dump('belay.queues', '');
 SELECT pg_catalog.pg_extension_config_dump('belay.tasks', '');
-SELECT pg_catalog.pg_extension_config_dump('belay.runs', '');
+SELECT pg_catalog.pg_extension_config_dump('belay.run_history', '');
 SELECT pg_catalog.pg_extension_config_dump('belay.checkpoints', '');
 SELECT pg_catalog.pg_extension_config_dump('belay.events', '');
 SELECT pg_catalog.pg_extension_config_dump('belay.waits', '');

@@ -9,8 +9,10 @@ namespace belay {
 
 void ThrowNotLive(Datum run_id) {
 	// Still the task's run, yet not live: its lease has expired.
-	static spi::Statement live("SELECT task_id::text FROM belay.tasks WHERE run_id OPERATOR(pg_catalog.=) $1",
+	static spi::Statement live("SELECT task_id::text FROM belay.tasks "
+	                           "WHERE run_id OPERATOR(pg_catalog.=) $1 AND state = 'running'",
 	                           {UUIDOID});
+	// Ended: in belay.runs, which includes the run that completed its task.
 	static spi::Statement ended("SELECT r.task_id::text, r.outcome, " BELAY_PUBLIC_STATE("t.state") " FROM belay.runs r "
 	                            " JOIN belay.tasks t ON t.task_id OPERATOR(pg_catalog.=) r.task_id "
 	                            "WHERE r.run_id OPERATOR(pg_catalog.=) $1",

@@ -113,7 +113,7 @@ std::string FailRun(const LockedRun &run, Datum error, std::optional<TimestampTz
 	    " UPDATE belay.tasks SET state = $4, attempt = $5, available_at = $6, error = $7, finished_at = $8, "
 	    "  run_id = NULL, lease_expires_at = NULL "
 	    " WHERE task_id OPERATOR(pg_catalog.=) $3 RETURNING task_id) "
-	    "INSERT INTO belay.runs (run_id, task_id, attempt, worker, started_at, ended_at, outcome, error) "
+	    "INSERT INTO belay.run_history (run_id, task_id, attempt, worker, started_at, ended_at, outcome, error) "
 	    "SELECT $1, task_id, $9, $10, $11, $2, $12, $7 FROM ended",
 	    {UUIDOID, TIMESTAMPTZOID, UUIDOID, TEXTOID, INT4OID, TIMESTAMPTZOID, JSONBOID, TIMESTAMPTZOID, INT4OID,
 	     TEXTOID, TIMESTAMPTZOID, TEXTOID});
@@ -155,7 +155,7 @@ void SuspendRun(const LockedRun &run, const char *state, std::optional<Timestamp
 	    " UPDATE belay.tasks SET state = $3, available_at = coalesce($4, available_at), run_id = NULL, "
 	    "  lease_expires_at = NULL "
 	    " WHERE task_id OPERATOR(pg_catalog.=) $2 RETURNING task_id) "
-	    "INSERT INTO belay.runs (run_id, task_id, attempt, worker, started_at, ended_at, outcome) "
+	    "INSERT INTO belay.run_history (run_id, task_id, attempt, worker, started_at, ended_at, outcome) "
 	    "SELECT $1, task_id, $5, $6, $7, $8, 'suspended' FROM suspended",
 	    {UUIDOID, UUIDOID, TEXTOID, TIMESTAMPTZOID, INT4OID, TEXTOID, TIMESTAMPTZOID, TIMESTAMPTZOID});
 	spi::Params params;
@@ -237,7 +237,7 @@ int CancelTrees(Datum root_ids, TimestampTz now, const std::optional<std::string
 	    "  lease_expires_at = NULL, error = $2::jsonb"
 	    " FROM victims v WHERE t.task_id OPERATOR(pg_catalog.=) v.task_id RETURNING t.task_id, t.watched), "
 	    "ended_runs AS ("
-	    " INSERT INTO belay.runs (run_id, task_id, attempt, worker, started_at, ended_at, outcome)"
+	    " INSERT INTO belay.run_history (run_id, task_id, attempt, worker, started_at, ended_at, outcome)"
 	    " SELECT v.run_id, v.task_id, v.attempt, v.worker, v.run_started_at, pg_catalog.clock_timestamp(), 'cancelled'"
 	    " FROM victims v WHERE v.state = 'running' AND v.run_id IS NOT NULL) "
 	    "SELECT c.task_id, c.watched FROM cancelled c",

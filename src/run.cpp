@@ -20,28 +20,18 @@ Datum Complete(FunctionCallInfo fcinfo) {
 	std::optional<Datum> result = args.OptJson(1);
 	TimestampTz now = Now();
 
-	// The task row and the run's history row in one statement. Only for tasks without a
-	// parent: a child's parent must be locked first (lifecycle.hpp), so children take the
-	// slower path below.
-	static spi::Statement complete_root(
-	    "WITH done AS ("
-	    " UPDATE belay.tasks t SET state = 'completed', result = $3, error = NULL, finished_at = $2, run_id = NULL, "
-	    "  lease_expires_at = NULL "
-	    " WHERE " BELAY_LIVE_RUN " AND t.parent_task_id IS NULL "
-	    " RETURNING t.task_id, t.attempt, t.worker, t.run_started_at, t.watched), "
-	    "ended AS ("
-	    " INSERT INTO belay.runs (run_id, task_id, attempt, worker, started_at, ended_at, outcome) "
-	    " SELECT $1, task_id, attempt, worker, run_started_at, $2, 'completed' FROM done) "
-	    "SELECT task_id, watched FROM done",
-	    {UUIDOID, TIMESTAMPTZOID, JSONBOID});
-	static spi::Statement complete_locked(
-	    "WITH done AS ("
-	    " UPDATE belay.tasks t SET state = 'completed', result = $3, error = NULL, finished_at = $2, run_id = NULL, "
-	    "  lease_expires_at = NULL "
-	    " WHERE t.task_id OPERATOR(pg_catalog.=) $1 RETURNING t.task_id) "
-	    "INSERT INTO belay.runs (run_id, task_id, attempt, worker, started_at, ended_at, outcome) "
-	    "SELECT $4, task_id, $5, $6, $7, $2, 'completed' FROM done",
-	    {UUIDOID, TIMESTAMPTZOID, JSONBOID, UUIDOID, INT4OID, TEXTOID, TIMESTAMPTZOID});
+	// The completing run stays in the task row (run_id is kept): belay.runs reads it from
+	// there. Only for tasks without a parent: a child's parent must be locked first
+	// (lifecycle.hpp), so children take the slower path below.
+#define BELAY_COMPLETE_SQL(WHERE)                                                                                 \
+	"UPDATE belay.tasks t SET state = 'completed', result = $3, error = NULL, finished_at = $2, "              \
+	" lease_expires_at = NULL WHERE " WHERE
+	static spi::Statement complete_root(BELAY_COMPLETE_SQL(BELAY_LIVE_RUN " AND t.parent_task_id IS NULL "
+	                                                                      "RETURNING t.task_id, t.watched"),
+	                                    {UUIDOID, TIMESTAMPTZOID, JSONBOID});
+	static spi::Statement complete_locked(BELAY_COMPLETE_SQL("t.task_id OPERATOR(pg_catalog.=) $1"),
+	                                      {UUIDOID, TIMESTAMPTZOID, JSONBOID});
+#undef BELAY_COMPLETE_SQL
 
 	spi::Connection spi;
 	spi::Params params;
@@ -63,7 +53,6 @@ Datum Complete(FunctionCallInfo fcinfo) {
 		locked.Add(*result);
 	else
 		locked.Null();
-	locked.Add(run.run_id).Int4(run.attempt).Text(run.worker).Add(run.run_started_at);
 	complete_locked.Run(locked);
 	FinishedForGood(run, now);
 	PG_RETURN_VOID();
@@ -119,13 +108,10 @@ Datum CompleteMany(FunctionCallInfo fcinfo) {
 	    "WITH input AS (SELECT * FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2)) AS i(run_id, result)), "
 	    "done AS ("
 	    " UPDATE belay.tasks t SET state = 'completed', result = i.result, error = NULL, finished_at = $3, "
-	    "  run_id = NULL, lease_expires_at = NULL "
+	    "  lease_expires_at = NULL "
 	    " FROM input i WHERE t.run_id OPERATOR(pg_catalog.=) i.run_id AND t.state = 'running' "
 	    "  AND t.lease_expires_at OPERATOR(pg_catalog.>) $3 "
-	    " RETURNING i.run_id, t.task_id, t.attempt, t.worker, t.run_started_at, t.watched, t.parent_task_id), "
-	    "ended AS ("
-	    " INSERT INTO belay.runs (run_id, task_id, attempt, worker, started_at, ended_at, outcome) "
-	    " SELECT run_id, task_id, attempt, worker, run_started_at, $3, 'completed' FROM done) "
+	    " RETURNING i.run_id, t.task_id, t.watched, t.parent_task_id) "
 	    "SELECT i.run_id, d.task_id IS NOT NULL, d.task_id, coalesce(d.watched, false), d.parent_task_id IS NOT NULL "
 	    "FROM input i LEFT JOIN done d ON d.run_id OPERATOR(pg_catalog.=) i.run_id",
 	    {UUIDARRAYOID, JSONBARRAYOID, TIMESTAMPTZOID}, true);

@@ -42,7 +42,7 @@ LockedRun LockLiveRun(Datum run_id, TimestampTz now, bool lock_parent);
 bool LockExpiredRun(Datum task_id, TimestampTz now, LockedRun *run);
 
 // Fails the run: retries by the task's policy (or at retry_at) unless final or out of
-// attempts. outcome goes to belay.runs ('failed' or 'lease_expired'). Returns the public
+// attempts. outcome goes to belay.run_history ('failed' or 'lease_expired'). Returns the public
 // state: 'pending' or 'failed'. Wakes joining parents when the task fails for good.
 std::string FailRun(const LockedRun &run, Datum error, std::optional<TimestampTz> retry_at, bool final,
                     const char *outcome, TimestampTz now);

@@ -23,8 +23,8 @@
 // an error. Checks: no deadlock, no other error, every task reaches a terminal state, and
 // the end states agree with each other and with what the sessions saw (a task whose
 // complete() committed is completed and has exactly one completed run; one that a cancel
-// call cancelled is cancelled and has no completed run; no terminal task holds a run, a
-// lease or a wait; runs of a task never overlap and none ends before it starts; a
+// call cancelled is cancelled and has no completed run; a completed task keeps the run
+// that completed it and no other terminal task holds a run; none holds a lease or a wait; runs of a task never overlap and none ends before it starts; a
 // completed parent's join saw its child's final state; the children of a cancelled parent
 // are terminal).
 //
@@ -877,12 +877,14 @@ void Phase2(const Options &opt, std::mt19937 &seed_rng) {
 		    "   (SELECT count(*) FROM belay.waits w WHERE w.task_id = t.task_id) AS waits "
 		    " FROM belay.tasks t WHERE t.queue = $1) "
 		    "SELECT task_id::text, task_name, state || ' (terminal) but ' || concat_ws(', ', "
-		    "   CASE WHEN run_id IS NOT NULL THEN 'holds a run' END, "
+		    "   CASE WHEN run_id IS NOT NULL AND state <> 'completed' THEN 'holds a run' END, "
+		    "   CASE WHEN run_id IS NULL AND state = 'completed' THEN 'lost its completing run' END, "
 		    "   CASE WHEN lease_expires_at IS NOT NULL THEN 'holds a lease' END, "
 		    "   CASE WHEN waits > 0 THEN 'has a wait left in belay.waits' END, "
 		    "   CASE WHEN finished_at IS NULL THEN 'has no finished_at' END) FROM t "
 		    " WHERE state IN ('completed', 'failed', 'cancelled') "
-		    "   AND (run_id IS NOT NULL OR lease_expires_at IS NOT NULL OR waits > 0 OR finished_at IS NULL) "
+		    "   AND ((run_id IS NOT NULL) <> (state = 'completed') OR lease_expires_at IS NOT NULL OR waits > 0 "
+		    "        OR finished_at IS NULL) "
 		    "UNION ALL SELECT task_id::text, task_name, state || ' with ' || completed_runs || ' completed runs' FROM t "
 		    " WHERE (state = 'completed') <> (completed_runs = 1) OR completed_runs > 1 "
 		    "UNION ALL SELECT task_id::text, task_name, state || ' with ' || cancelled_runs || ' cancelled runs' FROM t "

@@ -69,7 +69,7 @@ SELECT belay.set_checkpoint(:'r_running', 'step', '1');
 -- A task that failed once long ago and now waits for its retry.
 SELECT pg_temp.spawn('tap_cl.work', 'retrying', '{"retry": {"kind": "fixed", "base_seconds": 3600}}') AS a_retrying \gset
 SELECT belay.fail(run_id, '{}') IS NULL AS ignored FROM belay.claim('tap_cl.work', 'tap-worker', 1, 60) \gset
-UPDATE belay.runs SET started_at = started_at - interval '30 days', ended_at = ended_at - interval '30 days'
+UPDATE belay.run_history SET started_at = started_at - interval '30 days', ended_at = ended_at - interval '30 days'
  WHERE task_id = :'a_retrying';
 
 SELECT is((SELECT count(*)::int FROM belay.runs WHERE task_id IN (:'a_done_old', :'a_failed_old', :'a_cancel_old')), 3,

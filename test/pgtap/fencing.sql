@@ -2,7 +2,7 @@
 -- names its run; once the run is no longer the task's live run the call raises BL001
 -- (BL002 when the task was cancelled) and changes nothing.
 BEGIN;
-SELECT plan(48);
+SELECT plan(51);
 
 -- Everything belay keeps about one task: its row, its ended runs, its checkpoints.
 CREATE FUNCTION pg_temp.snap(t uuid) RETURNS jsonb LANGUAGE sql AS $$
@@ -46,6 +46,15 @@ SELECT throws_ok(format('SELECT belay.set_checkpoint(%L, %L, %L)', :'r_done', 'n
 SELECT is(pg_temp.snap(:'t_done'), :'s_done'::jsonb, 'the completed task, its run and checkpoint are unchanged');
 SELECT is((SELECT (state, result)::text FROM belay.task(:'t_done')), '(completed,"{""ok"": 1}")',
           'the task is still completed with the first result');
+-- The completing run is kept in the task row, and belay.runs shows it from there.
+SELECT throws_ok(format('SELECT belay.complete(%L)', :'r_done'), 'BL001', format('run %s is no longer live', :'r_done'),
+                 'the refusal says the run has ended (found through the task row)');
+SELECT is((SELECT (run_id = :'r_done', outcome, worker, attempt, ended_at >= started_at, error IS NULL)::text
+             FROM belay.runs WHERE task_id = :'t_done'), '(t,completed,tap-worker,1,t,t)',
+          'belay.runs lists the completing run once, by task_id');
+SELECT is((SELECT count(*)::int FROM belay.runs WHERE run_id = :'r_done') +
+          (SELECT count(*)::int FROM belay.run_history WHERE task_id = :'t_done') * 10, 1,
+          'and by run_id; belay.run_history holds no copy of it');
 
 -------------------------------------------------------------------------------------------
 -- After fail, while the task backs off (no new run yet).

@@ -26,7 +26,7 @@ ORDER BY c.relname;
 -- Nothing is granted to PUBLIC.
 SELECT c.relname, has_table_privilege('public', c.oid, 'SELECT') AS public_select
 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-WHERE n.nspname = 'belay' AND c.relkind = 'r'
+WHERE n.nspname = 'belay' AND c.relkind IN ('r', 'v')
 ORDER BY c.relname;
 
 -- Every function may be called by PUBLIC except tick(), the background worker's round.

@@ -182,7 +182,9 @@ SELECT task_name, state FROM belay.tasks WHERE queue = 'claims' ORDER BY task_na
 SELECT run_id AS r_p5, task_id AS t_p5 FROM claim1 WHERE n = 2 \gset
 SELECT belay.complete(:'r_p5', '{"sent": true}');
 SELECT task_name, state, attempt, result, error, finished_at IS NOT NULL AS finished FROM belay.task(:'t_p5');
-SELECT run_id IS NULL AS no_live_run, lease_expires_at IS NULL AS no_lease FROM belay.tasks WHERE task_id = :'t_p5';
+-- The task row keeps the run that completed it (belay.runs reads it from there), without a lease.
+SELECT run_id = :'r_p5' AS keeps_completing_run, lease_expires_at IS NULL AS no_lease FROM belay.tasks WHERE task_id = :'t_p5';
+SELECT count(*) AS copied_to_history FROM belay.run_history WHERE task_id = :'t_p5';
 SELECT run_id = :'r_p5' AS same_run, attempt, worker, outcome, error, ended_at >= started_at AS ordered
 FROM belay.runs WHERE task_id = :'t_p5';
 
