@@ -1,6 +1,6 @@
 -- belay.complete_many: many live runs in one call; stale runs are reported, not raised.
 BEGIN;
-SELECT plan(16);
+SELECT plan(22);
 
 SELECT belay.create_queue('tap_cm');
 SELECT count(*) FROM belay.spawn_many('tap_cm', 'job', '[{"n":1},{"n":2},{"n":3},{"n":4}]');
@@ -41,6 +41,28 @@ SELECT is((SELECT completed FROM belay.complete_many(ARRAY[:'child_run'::uuid], 
 SELECT is((SELECT state FROM belay.task(:'parent')), 'pending', 'the joining parent is woken');
 SELECT is((SELECT value->>'state' FROM belay.checkpoints(:'parent') WHERE step = 'joined'), 'completed',
           'its join step holds the child''s outcome');
+
+-- One batch of everything: two roots (the one-statement path), a child whose parent joins
+-- it, and a stale run (the locking path). Each run is reported once, with its own answer.
+SELECT belay.create_queue('tap_cm2');
+SELECT task_id AS parent2 FROM belay.spawn('tap_cm2', 'parent') \gset
+SELECT run_id AS parent2_run FROM belay.claim('tap_cm2', 'w', 1) \gset
+SELECT belay.spawn_child(:'parent2_run', 'kid', 'child', '{}') AS child2 \gset
+SELECT belay.join(:'parent2_run', 'joined', :'child2') IS NOT NULL AS suspended \gset
+SELECT count(*) FROM belay.spawn_many('tap_cm2', 'job', '[{"n":5},{"n":6}]');
+CREATE TEMP TABLE mixed AS SELECT run_id, task_id FROM belay.claim('tap_cm2', 'w', 3);
+CREATE TEMP TABLE mixed_outcome AS
+	SELECT * FROM belay.complete_many((SELECT array_agg(run_id) FROM mixed) || :'child_run'::uuid,
+	                                  (SELECT array_agg(jsonb_build_object('task', task_id)) FROM mixed) || '{}'::jsonb);
+SELECT is((SELECT count(*)::int FROM mixed WHERE task_id = :'child2'), 1, 'setup: the child is in the batch');
+SELECT is((SELECT count(*)::int FROM mixed_outcome), 4, 'mixed batch: one row per run');
+SELECT is((SELECT count(DISTINCT run_id)::int FROM mixed_outcome), 4, 'mixed batch: no run reported twice');
+SELECT is((SELECT array_agg(completed ORDER BY completed) FROM mixed_outcome o), ARRAY[false, true, true, true],
+          'mixed batch: the three live runs completed, the stale one did not');
+SELECT is((SELECT count(*)::int FROM mixed m JOIN belay.tasks t USING (task_id)
+           WHERE t.state = 'completed' AND t.result = jsonb_build_object('task', m.task_id)), 3,
+          'mixed batch: each task got its own result');
+SELECT is((SELECT state FROM belay.task(:'parent2')), 'pending', 'mixed batch: the parent of the child is woken');
 
 -- Bad calls change nothing.
 SELECT throws_ok($$SELECT * FROM belay.complete_many(NULL)$$, '22004', NULL, 'run_ids NULL is refused');
