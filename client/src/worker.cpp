@@ -5,6 +5,7 @@
 
 #include "session.hpp"
 
+#include <algorithm>
 #include <atomic>
 #include <condition_variable>
 #include <csignal>
@@ -100,6 +101,8 @@ struct Worker::Impl {
 
 	void Dispatch();
 	void Execute();
+	// How many tasks the dispatcher should claim now (0: none). Call with jobs_mutex held.
+	int SlotsToClaim() const;
 	void CompleteBatches();
 	void Heartbeat();
 	void RunJob(Session &session, ClaimedTask job);
@@ -123,9 +126,12 @@ struct Worker::Impl {
 	std::condition_variable completions_changed;
 	std::vector<std::pair<std::string, Json>> completions; // run_id, result
 	bool completer_exit = false;
-	// Runs whose handler returned but whose completion is not yet committed: they still
-	// count against concurrency + prefetch, or a completer that falls behind would let
-	// the dispatcher claim without bound.
+	// Runs whose handler returned but whose completion is not yet committed. One
+	// completer batch of them is free: the dispatcher claims the next tasks while the
+	// completer commits the last ones, so claims and completions overlap. Beyond that they
+	// count against concurrency + prefetch, or a completer that falls behind would let the
+	// dispatcher claim without bound.
+	static constexpr int kMaxCompletionBatch = 1000;
 	std::atomic<int> completing{0};
 
 	// Every claimed run until its handler returns (queued ones too, so a prefetched task
@@ -165,8 +171,7 @@ void Worker::Impl::Dispatch() {
 			int free_slots;
 			{
 				std::lock_guard<std::mutex> lock(jobs_mutex);
-				// claim() takes at most 1000 at a time.
-				free_slots = std::min(options.concurrency + options.prefetch - busy - completing.load(), 1000);
+				free_slots = SlotsToClaim();
 			}
 			size_t got = 0;
 			if (free_slots > 0) {
@@ -232,13 +237,28 @@ void Worker::Impl::Execute() {
 			jobs.pop_front();
 		}
 		RunJob(session, std::move(job));
+		bool idle, claim_now;
 		{
 			std::lock_guard<std::mutex> lock(jobs_mutex);
 			--busy;
+			idle = busy == 0;
+			claim_now = SlotsToClaim() > 0;
 		}
-		jobs_changed.notify_all();
-		Wake(); // a slot is free: the dispatcher may claim again
+		if (idle)
+			jobs_changed.notify_all(); // stop() waits for this
+		if (claim_now)
+			Wake(); // the dispatcher would claim now
 	}
+}
+
+int Worker::Impl::SlotsToClaim() const {
+	int completing_beyond_a_batch = std::max(completing.load() - kMaxCompletionBatch, 0);
+	int free_slots = options.concurrency + options.prefetch - busy - completing_beyond_a_batch;
+	// While claimed work still waits here, top up in large bites rather than a claim() per
+	// freed slot: a claim costs about the same for 10 tasks as for 500.
+	if (!jobs.empty() && free_slots < (options.concurrency + options.prefetch) / 2)
+		return 0;
+	return std::min(free_slots, 1000); // claim() takes at most 1000 at a time
 }
 
 // complete or fail, retried across reconnects: the run's fencing makes a repeat harmless.
@@ -325,7 +345,6 @@ void Worker::Impl::RunJob(Session &session, ClaimedTask job) {
 }
 
 void Worker::Impl::CompleteBatches() {
-	constexpr size_t kMaxBatch = 1000;
 	Session session(options.conninfo);
 	for (;;) {
 		std::vector<std::pair<std::string, Json>> batch;
@@ -334,7 +353,7 @@ void Worker::Impl::CompleteBatches() {
 			completions_changed.wait(lock, [&] { return !completions.empty() || completer_exit; });
 			if (completions.empty())
 				return;
-			size_t take = std::min(completions.size(), kMaxBatch);
+			size_t take = std::min(completions.size(), static_cast<size_t>(kMaxCompletionBatch));
 			batch.assign(std::make_move_iterator(completions.begin()),
 			             std::make_move_iterator(completions.begin() + static_cast<long>(take)));
 			completions.erase(completions.begin(), completions.begin() + static_cast<long>(take));
