@@ -1,6 +1,7 @@
 // The extension module: magic block, load-time setup and the uuidv7() SQL function.
 #include "belay/guard.hpp"
 #include "belay/args.hpp"
+#include "belay/vacuum_worker.hpp"
 #include "belay/worker.hpp"
 
 extern "C" {
@@ -10,6 +11,7 @@ void _PG_init(void);
 void _PG_init(void) {
 	if (IsBinaryUpgrade)
 		return;
+	belay::InitVacuumWorker();
 	belay::InitBackgroundWorker();
 }
 }
