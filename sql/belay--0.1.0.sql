@@ -23,7 +23,10 @@ COMMENT ON TABLE belay.queues IS 'belay queues: a name and the default policy of
 -- claim index below hold only work that is claimable now.
 CREATE TABLE belay.tasks (
 	task_id              uuid PRIMARY KEY,
-	queue                text NOT NULL REFERENCES belay.queues (queue) ON DELETE CASCADE,
+	-- No foreign key to belay.queues: its check would lock the queue row once per inserted
+	-- task. spawn() and spawn_many() lock it once per statement instead (FOR KEY SHARE),
+	-- which makes drop_queue() wait for them, and drop_queue() deletes the queue's tasks.
+	queue                text NOT NULL,
 	task_name            text NOT NULL,
 	params               jsonb NOT NULL,
 	headers              jsonb NOT NULL DEFAULT '{}',

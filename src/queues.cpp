@@ -49,7 +49,11 @@ Datum DropQueue(FunctionCallInfo fcinfo) {
 	static spi::Statement unfinished("SELECT pg_catalog.array_agg(task_id) FROM belay.tasks "
 	                                 "WHERE queue OPERATOR(pg_catalog.=) $1 AND state NOT IN " BELAY_TERMINAL_STATES,
 	                                 {TEXTOID});
+	// The queue row first: deleting it waits for spawns in flight (they lock it FOR KEY
+	// SHARE) and makes later ones find no queue. Then its tasks, with what they own
+	// (run_history, checkpoints and waits go by their foreign keys).
 	static spi::Statement drop("DELETE FROM belay.queues WHERE queue OPERATOR(pg_catalog.=) $1", {TEXTOID});
+	static spi::Statement drop_tasks("DELETE FROM belay.tasks WHERE queue OPERATOR(pg_catalog.=) $1", {TEXTOID});
 	spi::Connection spi;
 	RequireQueue(queue);
 	// Its unfinished tasks are cancelled first, with their descendants in other queues,
@@ -63,6 +67,7 @@ Datum DropQueue(FunctionCallInfo fcinfo) {
 	if (!none)
 		CancelTrees(roots, Now(), std::nullopt);
 	drop.Run(params);
+	drop_tasks.Run(params);
 	PG_RETURN_VOID();
 }
 

@@ -78,7 +78,7 @@ SpawnedTask InsertTask(const NewTask &task, TimestampTz now) {
 	    "INSERT INTO belay.tasks AS t " BELAY_TASK_COLUMNS
 	    "SELECT $1, q.queue, $3, $4, coalesce($5::jsonb, '{}'::jsonb), $6, $7::smallint, " BELAY_TASK_DEFAULTS
 	    "$14, $15, $16 "
-	    "FROM belay.queues q WHERE q.queue OPERATOR(pg_catalog.=) $2 "
+	    "FROM belay.queues q WHERE q.queue OPERATOR(pg_catalog.=) $2 FOR KEY SHARE OF q "
 	    "ON CONFLICT (queue, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING "
 	    "RETURNING t.task_id, t.cancel_at",
 	    {UUIDOID, TEXTOID, TEXTOID, JSONBOID, TEXTOID, TEXTOID, INT4OID, INT4OID, TEXTOID, TIMESTAMPTZOID, TEXTOID,
@@ -192,7 +192,7 @@ Datum SpawnMany(FunctionCallInfo fcinfo) {
 	    " SELECT belay.uuidv7(), q.queue, $3, e.value, coalesce($5::jsonb, '{}'::jsonb), $6, $7::smallint, "
 	    BELAY_TASK_DEFAULTS "$14, NULL, NULL "
 	    " FROM belay.queues q, pg_catalog.jsonb_array_elements($4) WITH ORDINALITY AS e(value, n) "
-	    " WHERE q.queue OPERATOR(pg_catalog.=) $2 ORDER BY e.n "
+	    " WHERE q.queue OPERATOR(pg_catalog.=) $2 ORDER BY e.n FOR KEY SHARE OF q "
 	    " RETURNING t.task_id, t.cancel_at) "
 	    "SELECT task_id, true, (SELECT pg_catalog.min(cancel_at) FROM inserted) FROM inserted ORDER BY task_id",
 	    {INT4OID, TEXTOID, TEXTOID, JSONBOID, TEXTOID, TEXTOID, INT4OID, INT4OID, TEXTOID, TIMESTAMPTZOID, TEXTOID,

@@ -11,7 +11,7 @@
 BEGIN;
 SELECT plan(93);
 
-CREATE FUNCTION pg_temp.reset() RETURNS void LANGUAGE sql AS $$ DELETE FROM belay.queues $$;
+CREATE FUNCTION pg_temp.reset() RETURNS void LANGUAGE sql AS $$ DELETE FROM belay.tasks; DELETE FROM belay.queues $$;
 CREATE FUNCTION pg_temp.spawn(q text, options jsonb DEFAULT '{}') RETURNS uuid LANGUAGE sql AS
 $$ SELECT task_id FROM belay.spawn(q, 'job', '{}', options) $$;
 -- Claims with a lease of ten days (no tick below reclaims it), or of `lease` seconds.

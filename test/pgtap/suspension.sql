@@ -10,7 +10,7 @@
 BEGIN;
 SELECT plan(155);
 
-CREATE FUNCTION pg_temp.reset() RETURNS void LANGUAGE sql AS $$ DELETE FROM belay.queues $$;
+CREATE FUNCTION pg_temp.reset() RETURNS void LANGUAGE sql AS $$ DELETE FROM belay.tasks; DELETE FROM belay.queues $$;
 CREATE FUNCTION pg_temp.spawn(q text, options jsonb DEFAULT '{}') RETURNS uuid LANGUAGE sql AS
 $$ SELECT task_id FROM belay.spawn(q, 'job', '{}', options) $$;
 -- Claims with a lease of ten days, so that no tick below (at most hours ahead) reclaims it.

@@ -10,7 +10,7 @@
 BEGIN;
 SELECT plan(47);
 
-CREATE FUNCTION pg_temp.reset() RETURNS void LANGUAGE sql AS $$ DELETE FROM belay.queues $$;
+CREATE FUNCTION pg_temp.reset() RETURNS void LANGUAGE sql AS $$ DELETE FROM belay.tasks; DELETE FROM belay.queues $$;
 CREATE FUNCTION pg_temp.spawn(q text, options jsonb DEFAULT '{}') RETURNS uuid LANGUAGE sql AS
 $$ SELECT task_id FROM belay.spawn(q, 'job', '{}', options) $$;
 CREATE FUNCTION pg_temp.claim1(q text, lease numeric DEFAULT 864000) RETURNS uuid LANGUAGE sql AS
