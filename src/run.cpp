@@ -9,8 +9,6 @@
 #include "belay/states.hpp"
 #include "belay/validation.hpp"
 
-#include <set>
-#include <string>
 #include <vector>
 
 namespace belay {
@@ -98,27 +96,17 @@ Datum CompleteMany(FunctionCallInfo fcinfo) {
 	Batch batch = ReadBatch(args);
 	TimestampTz now = Now();
 
-	// The common case first: runs of tasks without a parent, completed by one statement,
-	// like complete()'s fast path. Each of these tasks is the only row its completion
-	// changes, so there is no lock order to keep (lifecycle.hpp).
-	static spi::Statement complete_roots(
-	    "WITH input AS (SELECT * FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2)) AS i(run_id, result)) "
-	    "UPDATE belay.tasks t SET state = 'completed', result = i.result, error = NULL, finished_at = $3, "
-	    " lease_expires_at = NULL "
-	    "FROM input i WHERE t.run_id OPERATOR(pg_catalog.=) i.run_id AND t.state = 'running' "
-	    " AND t.lease_expires_at OPERATOR(pg_catalog.>) $3 AND t.parent_task_id IS NULL "
-	    "RETURNING i.run_id, t.task_id, t.watched",
-	    {UUIDARRAYOID, JSONBARRAYOID, TIMESTAMPTZOID}, true);
-	// The rest (child tasks, and runs that are not live): every task still running under
-	// these runs and the parents of the child tasks, locked in task_id order first
-	// (lifecycle.hpp); the update below then waits for nothing.
+	// Every task still running under these runs and the parents of child tasks, locked in
+	// task_id order first (lifecycle.hpp): the update below then waits for nothing. (A
+	// one-statement update of the parentless ones alone was tried: it locked rows in plan
+	// order, which can deadlock against cancel and drop_queue, and measured no faster.)
 	static spi::Statement involved(
 	    "SELECT pg_catalog.array_agg(id) FROM ("
 	    " SELECT task_id AS id FROM belay.tasks WHERE run_id OPERATOR(pg_catalog.=) ANY ($1) AND state = 'running'"
 	    " UNION SELECT parent_task_id FROM belay.tasks WHERE run_id OPERATOR(pg_catalog.=) ANY ($1)"
 	    "  AND state = 'running' AND parent_task_id IS NOT NULL) ids",
 	    {UUIDARRAYOID}, true);
-	static spi::Statement complete_rest(
+	static spi::Statement complete(
 	    "WITH input AS (SELECT * FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2)) AS i(run_id, result)), "
 	    "done AS ("
 	    " UPDATE belay.tasks t SET state = 'completed', result = i.result, error = NULL, finished_at = $3, "
@@ -132,28 +120,6 @@ Datum CompleteMany(FunctionCallInfo fcinfo) {
 
 	ResultSet result(fcinfo);
 	spi::Connection spi;
-	spi::Params params;
-	params.Add(batch.run_ids);
-	if (batch.results)
-		params.Add(*batch.results);
-	else
-		params.Null();
-	params.Timestamptz(now);
-
-	uint64 rows = complete_roots.Run(params);
-	std::set<std::string> completed; // run_ids done above, as their 16 bytes
-	for (uint64 row = 0; row < rows; ++row) {
-		Datum values[2] = {spi::Value(row, 0), BoolGetDatum(true)};
-		bool nulls[2] = {false, false};
-		result.Add(values, nulls);
-		if (spi::BoolValue(row, 2))
-			NotifyFinished(spi::Value(row, 1));
-		if (rows < static_cast<uint64>(batch.size))
-			completed.emplace(static_cast<const char *>(DatumGetPointer(values[0])), UUID_LEN);
-	}
-	if (rows == static_cast<uint64>(batch.size))
-		return Datum(0);
-
 	spi::Params lock_params;
 	lock_params.Add(batch.run_ids);
 	involved.Run(lock_params);
@@ -161,13 +127,18 @@ Datum CompleteMany(FunctionCallInfo fcinfo) {
 	Datum task_ids = spi::Value(0, 0, &none);
 	if (!none)
 		LockTasks(task_ids);
-	rows = complete_rest.Run(params);
+	spi::Params params;
+	params.Add(batch.run_ids);
+	if (batch.results)
+		params.Add(*batch.results);
+	else
+		params.Null();
+	params.Timestamptz(now);
+	uint64 rows = complete.Run(params);
 	std::vector<Datum> finished_children;
 	for (uint64 row = 0; row < rows; ++row) {
 		Datum values[2] = {spi::Value(row, 0), spi::Value(row, 1)};
 		bool nulls[2] = {false, false};
-		if (completed.count(std::string(static_cast<const char *>(DatumGetPointer(values[0])), UUID_LEN)) != 0)
-			continue; // reported above
 		result.Add(values, nulls);
 		if (!spi::BoolValue(row, 1))
 			continue;
