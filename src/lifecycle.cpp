@@ -53,7 +53,8 @@ void FinishedForGood(const LockedRun &run, TimestampTz now) {
 
 LockedRun LockLiveRun(Datum run_id, TimestampTz now, bool lock_parent) {
 	static spi::Statement parent_of("SELECT parent_task_id FROM belay.tasks "
-	                                "WHERE run_id OPERATOR(pg_catalog.=) $1 AND parent_task_id IS NOT NULL",
+	                                "WHERE run_id OPERATOR(pg_catalog.=) $1 AND state = 'running' "
+	                                "AND parent_task_id IS NOT NULL",
 	                                {UUIDOID});
 	static spi::Statement lock_task("SELECT 1 FROM belay.tasks WHERE task_id OPERATOR(pg_catalog.=) $1 FOR UPDATE",
 	                                {UUIDOID});

@@ -115,7 +115,9 @@ Datum AwaitEvent(FunctionCallInfo fcinfo) {
 		CheckTimeoutSeconds(*timeout);
 	TimestampTz now = Now();
 
-	static spi::Statement queue_of("SELECT queue FROM belay.tasks WHERE run_id OPERATOR(pg_catalog.=) $1", {UUIDOID});
+	static spi::Statement queue_of("SELECT queue FROM belay.tasks "
+	                               "WHERE run_id OPERATOR(pg_catalog.=) $1 AND state = 'running'",
+	                               {UUIDOID});
 	static spi::Statement emitted("SELECT payload::text FROM belay.events "
 	                              "WHERE queue OPERATOR(pg_catalog.=) $1 AND event OPERATOR(pg_catalog.=) $2",
 	                              {TEXTOID, TEXTOID});
