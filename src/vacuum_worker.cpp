@@ -58,7 +58,10 @@ void FindTablesToVacuum(bool due[kTables]) {
 		int rc = SPI_execute_with_args("SELECT relname::text FROM pg_catalog.pg_stat_user_tables "
 		                               "WHERE schemaname OPERATOR(pg_catalog.=) 'belay' "
 		                               "AND n_dead_tup OPERATOR(pg_catalog.>=) "
-		                               "($1 OPERATOR(pg_catalog.+) (n_live_tup OPERATOR(pg_catalog./) 10))",
+		                               "($1 OPERATOR(pg_catalog.+) (n_live_tup OPERATOR(pg_catalog./) 10)) "
+		                               // Not one that autovacuum is vacuuming now.
+		                               "AND relid OPERATOR(pg_catalog.<>) ALL "
+		                               "(SELECT relid FROM pg_catalog.pg_stat_progress_vacuum)",
 		                               1, types, args, nullptr, true, 0);
 		if (rc != SPI_OK_SELECT)
 			elog(ERROR, "belay vacuum: cannot read the table statistics: %s", SPI_result_code_string(rc));
@@ -77,11 +80,18 @@ void FindTablesToVacuum(bool due[kTables]) {
 // VACUUM as a top-level statement, the way postgres.c runs one: it commits our transaction,
 // vacuums in transactions of its own, and starts one for us to commit. SKIP_LOCKED: a table
 // that autovacuum (or anyone) is vacuuming now is skipped, not waited for.
-void VacuumTable(const char *table) {
+//
+// The parsed statement lives in `context`, not in the transaction's memory: VACUUM commits
+// that transaction and still reads the statement (the table's name) afterwards. Its own
+// working memory goes under PortalContext, which a background worker lacks; `context` is
+// reset after every round, error or not, so nothing leaks.
+void VacuumTable(const char *table, MemoryContext context) {
 	char sql[64];
 	snprintf(sql, sizeof sql, "VACUUM (SKIP_LOCKED) belay.%s", table);
 	SetCurrentStatementStartTimestamp();
 	StartTransactionCommand();
+	MemoryContextSwitchTo(context);
+	PortalContext = context;
 	pgstat_report_activity(STATE_RUNNING, sql);
 	List *parsed = raw_parser(sql, RAW_PARSE_DEFAULT);
 	RawStmt *raw = linitial_node(RawStmt, parsed);
@@ -89,6 +99,8 @@ void VacuumTable(const char *table) {
 	pstate->p_sourcetext = sql;
 	ExecVacuum(pstate, castNode(VacuumStmt, raw->stmt), true);
 	CommitTransactionCommand();
+	PortalContext = nullptr;
+	MemoryContextSwitchTo(context);
 	pgstat_report_activity(STATE_IDLE, nullptr);
 	elog(DEBUG1, "belay vacuum: vacuumed belay.%s", table);
 }
@@ -114,11 +126,12 @@ void VacuumLoop() {
 			FindTablesToVacuum(due);
 			for (int table = 0; table < kTables; ++table)
 				if (due[table])
-					VacuumTable(kTableNames[table]);
+					VacuumTable(kTableNames[table], round_context);
 		}
 		PG_CATCH();
 		{
 			// Survive our own errors: report, roll back, try again next round.
+			PortalContext = nullptr;
 			MemoryContextSwitchTo(round_context);
 			EmitErrorReport();
 			AbortCurrentTransaction();

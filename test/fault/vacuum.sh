@@ -8,6 +8,8 @@
 #   2. 20,000 tasks spawned, claimed, completed and cleaned up leave dead tuples in
 #      belay.tasks; within 10 s a (non-auto) vacuum of belay.tasks has run and the dead
 #      tuples are gone from the statistics;
+#      A table another session has locked is skipped with a warning that names it, and
+#      the worker goes on;
 #   3. with belay.vacuum_interval_ms = 0 the same churn is left alone for 4 s;
 #   4. kill -9 of the vacuum worker: the server restarts its processes, the worker comes
 #      back and vacuums again; nothing committed is lost;
@@ -48,6 +50,24 @@ log "after the churn: $(dead) dead tuples in belay.tasks, vacuum_count $before"
 seen=$(wait_until "SELECT vacuum_count > $before AND n_dead_tup < $TASKS FROM pg_stat_user_tables WHERE relid = 'belay.tasks'::regclass" 10)
 [[ -n $seen ]] || die "no vacuum of belay.tasks within 10 s (vacuum_count $(vacuums), dead tuples $(dead))"
 ok "belay.tasks was vacuumed within 10 s of the churn (vacuum_count $before -> $(vacuums), dead tuples now $(dead))"
+
+# ---- 2b. a table it cannot lock is skipped, named right, and the worker goes on
+session_start locker
+session_run locker "BEGIN; LOCK TABLE belay.tasks IN SHARE UPDATE EXCLUSIVE MODE;"
+before=$(vacuums)
+churn
+log_mark=$(stat -c %s "$CLUSTER_DIR/server.log")
+sleep 3
+skipped=$(tail -c +$((log_mark + 1)) "$CLUSTER_DIR/server.log" | grep -c 'skipping vacuum of "tasks" --- lock not available' || true)
+((skipped > 0)) || die "no 'skipping vacuum of \"tasks\"' warning while belay.tasks was locked"
+[[ $(vacuums) == "$before" ]] || die "belay.tasks was vacuumed while another session held its lock"
+[[ $(vacuum_pid) == "$pid" ]] || die "the vacuum worker did not survive a table it could not lock (pid $pid -> $(vacuum_pid))"
+ok "while belay.tasks is locked it is skipped ($skipped warnings naming it) and the worker goes on (pid $pid)"
+session_run locker "COMMIT;"
+session_end locker
+seen=$(wait_until "SELECT vacuum_count > $before FROM pg_stat_user_tables WHERE relid = 'belay.tasks'::regclass" 10)
+[[ -n $seen ]] || die "once the lock was released, no vacuum of belay.tasks within 10 s"
+ok "once the lock is released it vacuums belay.tasks"
 
 # ---- 3. turned off
 q "ALTER SYSTEM SET belay.vacuum_interval_ms = 0" >/dev/null
