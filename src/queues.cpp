@@ -67,7 +67,7 @@ Datum DropQueue(FunctionCallInfo fcinfo) {
 	if (!none)
 		CancelTrees(roots, Now(), std::nullopt);
 	drop.Run(params);
-	drop_tasks.Run(params);
+	drop_tasks.RunSeeingLatest(params); // also tasks spawned while we waited for the queue row
 	PG_RETURN_VOID();
 }
 

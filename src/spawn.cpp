@@ -186,13 +186,15 @@ Datum SpawnMany(FunctionCallInfo fcinfo) {
 	// One statement for the batch ($1, the count, is not used in it: it keeps the
 	// numbering of the parameters shared with spawn). uuidv7() is volatile, so it runs after the sort, in
 	// array order; the ids increase, and ordering by them returns the batch in order.
+	// The queue row is locked once, in its own CTE (a locking clause beside the join
+	// would lock it again for every element).
 	static spi::Statement insert(
-	    "WITH inserted AS ("
+	    "WITH q AS (SELECT queue, policy FROM belay.queues WHERE queue OPERATOR(pg_catalog.=) $2 FOR KEY SHARE), "
+	    "inserted AS ("
 	    " INSERT INTO belay.tasks AS t " BELAY_TASK_COLUMNS
 	    " SELECT belay.uuidv7(), q.queue, $3, e.value, coalesce($5::jsonb, '{}'::jsonb), $6, $7::smallint, "
 	    BELAY_TASK_DEFAULTS "$14, NULL, NULL "
-	    " FROM belay.queues q, pg_catalog.jsonb_array_elements($4) WITH ORDINALITY AS e(value, n) "
-	    " WHERE q.queue OPERATOR(pg_catalog.=) $2 ORDER BY e.n FOR KEY SHARE OF q "
+	    " FROM q, pg_catalog.jsonb_array_elements($4) WITH ORDINALITY AS e(value, n) ORDER BY e.n "
 	    " RETURNING t.task_id, t.cancel_at) "
 	    "SELECT task_id, true, (SELECT pg_catalog.min(cancel_at) FROM inserted) FROM inserted ORDER BY task_id",
 	    {INT4OID, TEXTOID, TEXTOID, JSONBOID, TEXTOID, TEXTOID, INT4OID, INT4OID, TEXTOID, TIMESTAMPTZOID, TEXTOID,

@@ -55,8 +55,14 @@ public:
 	Statement(const char *sql, std::initializer_list<Oid> argument_types, bool custom_plans = false);
 	// Runs the statement; returns the number of rows processed or returned.
 	uint64 Run(Params &params);
+	// Run, but under REPEATABLE READ and SERIALIZABLE it acts on rows committed after the
+	// transaction's snapshot too, and raises a serialization failure (40001) on a row that
+	// snapshot cannot see (as foreign-key actions do). At READ COMMITTED it is Run.
+	uint64 RunSeeingLatest(Params &params);
 
 private:
+	uint64 Execute(Params &params, bool seeing_latest);
+
 	const char *sql_;
 	Oid types_[24];
 	int argument_count_;

@@ -58,7 +58,11 @@ Statement::Statement(const char *sql, std::initializer_list<Oid> argument_types,
 		types_[argument_count_++] = type;
 }
 
-uint64 Statement::Run(Params &params) {
+uint64 Statement::Run(Params &params) { return Execute(params, false); }
+
+uint64 Statement::RunSeeingLatest(Params &params) { return Execute(params, true); }
+
+uint64 Statement::Execute(Params &params, bool seeing_latest) {
 	if (params.size() != argument_count_)
 		throw Error(sqlstate::kInternal, "belay: statement parameter count mismatch");
 	uint64 processed = 0;
@@ -72,7 +76,16 @@ uint64 Statement::Run(Params &params) {
 				elog(ERROR, "belay: SPI_keepplan failed");
 			plan_ = plan;
 		}
-		int rc = SPI_execute_plan(plan_, params.values(), params.nulls(), false, 0);
+		// As PostgreSQL's foreign-key checks do: rows committed after the transaction's
+		// snapshot are seen, and acting on one it cannot see is a serialization failure.
+		Snapshot latest = InvalidSnapshot;
+		Snapshot crosscheck = InvalidSnapshot;
+		if (seeing_latest && IsolationUsesXactSnapshot()) {
+			CommandCounterIncrement();
+			latest = GetLatestSnapshot();
+			crosscheck = GetTransactionSnapshot();
+		}
+		int rc = SPI_execute_snapshot(plan_, params.values(), params.nulls(), latest, crosscheck, false, true, 0);
 		if (rc < 0)
 			elog(ERROR, "belay: SPI_execute_plan failed: %s", SPI_result_code_string(rc));
 		processed = SPI_processed;

@@ -11,7 +11,9 @@
 #   2. the same with spawn_many() of 3;
 #   3. drop_queue() uncommitted, then spawn(): the spawn waits, then fails with BL003;
 #      no task of the queue exists;
-#   4. a dropped queue's tasks take their runs, checkpoints and waits with them.
+#   4. a dropped queue's tasks take their runs, checkpoints and waits with them;
+#   5. a REPEATABLE READ drop_queue() whose snapshot predates a spawn it waited for fails
+#      with 40001 (as the foreign-key cascade did) instead of leaving that task behind.
 . "$(dirname "$0")/lib.bash" "$@"
 
 Q=fault_drop_race
@@ -78,6 +80,21 @@ q "SELECT belay.drop_queue('$Q')" >/dev/null
              + (SELECT count(*) FROM belay.tasks WHERE task_id = '$task')") == 0 ]] ||
   die "4. rows of the dropped queue's task are left"
 ok "4. drop_queue() removes its tasks with their runs, checkpoints and waits"
+
+# ---- 5. REPEATABLE READ: the spawn commits after the drop's snapshot was taken
+fresh_queue "$Q"
+session_run dropper "\\set ON_ERROR_STOP 0
+\\set VERBOSITY verbose
+BEGIN ISOLATION LEVEL REPEATABLE READ; SELECT count(*) FROM belay.tasks;"
+session_run spawner2 "BEGIN; SELECT task_id FROM belay.spawn('$Q', 'late-rr');"
+session_send dropper "SELECT belay.drop_queue('$Q');"
+wait_lock_wait "$(session_pid dropper)"
+session_run spawner2 "COMMIT;"
+session_run dropper "ROLLBACK;"
+grep -q '40001' "$TMP/dropper.out" || die "5. the REPEATABLE READ drop did not fail with 40001: $(tail -n 5 "$TMP/dropper.out")"
+[[ $(q "SELECT count(*) FROM belay.queues WHERE queue = '$Q'") == 1 && $(left) == 1 ]] ||
+  die "5. after the failed drop the queue and its task should both be there"
+ok "5. a REPEATABLE READ drop that would miss a task spawned meanwhile fails with 40001, changing nothing"
 
 session_end dropper
 session_end spawner2
