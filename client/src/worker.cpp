@@ -228,6 +228,7 @@ void Worker::Impl::Execute() {
 	Session session(options.conninfo);
 	for (;;) {
 		ClaimedTask job;
+		bool top_up;
 		{
 			std::unique_lock<std::mutex> lock(jobs_mutex);
 			jobs_changed.wait(lock, [&] { return !jobs.empty() || executors_exit; });
@@ -235,7 +236,12 @@ void Worker::Impl::Execute() {
 				return; // past the shutdown deadline: queued tasks come back when their leases expire
 			job = std::move(jobs.front());
 			jobs.pop_front();
+			// The last queued task taken: the dispatcher, which was waiting for half its
+			// capacity while work was queued, may claim for the free slots now.
+			top_up = jobs.empty() && SlotsToClaim() > 0;
 		}
+		if (top_up)
+			Wake();
 		RunJob(session, std::move(job));
 		bool idle, claim_now;
 		{

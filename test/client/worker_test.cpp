@@ -1,5 +1,5 @@
 // belay::Worker: concurrency, LISTEN wake-up, graceful stop (stop() and SIGTERM), replay
-// after a SIGKILL, and a 40,000-task run with every task completed exactly once.
+// after a SIGKILL, prefetching, and a 40,000-task run with every task completed exactly once.
 #include "common.hpp"
 
 #include <csignal>
@@ -245,6 +245,43 @@ TEST_F(WorkerTest, ReplayAfterSigkillRunsFinishedStepsOnce) {
 
 // 8 threads spawn 5,000 tasks each with spawn_many while a worker runs them; every task
 // is completed exactly once, within 120 s.
+// With a prefetch the dispatcher tops up in large bites while claimed work is queued: it
+// must still keep every handler slot busy without waiting for its poll interval, never run
+// more than `concurrency` handlers, and run each task once.
+TEST_F(WorkerTest, PrefetchingWorkerKeepsItsSlotsBusy) {
+	std::string q = MakeQueue();
+	std::atomic<int> running{0}, peak{0}, runs{0};
+	belay::WorkerOptions options = Options(q);
+	options.concurrency = 4;
+	options.prefetch = 2;
+	options.poll_interval = 20s;
+	WorkerThread w(options);
+	w.Handle("short", [&](belay::TaskContext &) -> Json {
+		int now = ++running;
+		int seen = peak.load();
+		while (now > seen && !peak.compare_exchange_weak(seen, now)) {
+		}
+		std::this_thread::sleep_for(50ms);
+		--running;
+		++runs;
+		return nullptr;
+	});
+	std::vector<belay::Spawned> tasks = client->spawn_many(q, "short", std::vector<Json>(40, Json::object()));
+	auto t0 = Steady::now();
+	w.Start();
+	for (const auto &t : tasks)
+		EXPECT_EQ(WaitTerminal(t.task_id, 30s).state, "completed");
+	double took = SecondsSince(t0);
+	w.Stop();
+	// 40 tasks of 50 ms on 4 slots take about 0.5 s; a slot left idle until the 20 s poll
+	// would show here.
+	EXPECT_LT(took, 10.0) << "a free slot waited for the poll interval";
+	EXPECT_LE(peak, 4);
+	EXPECT_EQ(runs, 40);
+	EXPECT_EQ(w.worker().stats().claimed, 40u);
+	EXPECT_EQ(w.worker().stats().completed, 40u);
+}
+
 TEST_F(WorkerTest, FortyThousandTasksCompleteExactlyOnce) {
 	std::string q = MakeQueue();
 	const int kThreads = 8, kPerThread = 5000, kTotal = kThreads * kPerThread;
