@@ -107,16 +107,27 @@ void VacuumTable(const char *table, MemoryContext context) {
 
 void VacuumLoop() {
 	MemoryContext round_context = AllocSetContextCreate(TopMemoryContext, "belay vacuum", ALLOCSET_DEFAULT_SIZES);
+	TimestampTz round_start = GetCurrentTimestamp();
 	for (;;) {
-		// Disabled (0): wait for a configuration reload, which sets our latch.
-		long sleep_ms = vacuum_interval_ms > 0 ? vacuum_interval_ms : 60000;
-		(void)WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, sleep_ms, PG_WAIT_EXTENSION);
+		// Rounds start every interval, not an interval after the last one ended: a round
+		// that vacuums a large table takes a while, and the churn meanwhile counts against
+		// the bound. Disabled (0): wait for a configuration reload, which sets our latch.
+		long sleep_ms = 60000;
+		if (vacuum_interval_ms > 0) {
+			long seconds = 0;
+			int micros = 0;
+			TimestampDifference(GetCurrentTimestamp(), round_start + vacuum_interval_ms * 1000L, &seconds, &micros);
+			sleep_ms = seconds * 1000 + micros / 1000;
+		}
+		if (sleep_ms > 0)
+			(void)WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, sleep_ms, PG_WAIT_EXTENSION);
 		ResetLatch(MyLatch);
 		CHECK_FOR_INTERRUPTS();
 		if (ConfigReloadPending) {
 			ConfigReloadPending = false;
 			ProcessConfigFile(PGC_SIGHUP);
 		}
+		round_start = GetCurrentTimestamp();
 		if (vacuum_interval_ms == 0)
 			continue;
 		MemoryContextSwitchTo(round_context);
