@@ -11,6 +11,11 @@
 // index, and n_live_tup / n_dead_tup / autovacuum_count / vacuum_count (the belay vacuum
 // worker's) from pg_stat_user_tables.
 //
+// A sampler reads the three tables' total size every 100 ms and keeps its peak in each
+// stretch of --first tasks (peak.1=, peak.2=, ...); early_peak= is the second stretch's
+// (the first starts from an empty table), late_peak= the last one's. If the size is
+// bounded, the peaks level off.
+//
 // Prints lines `first.<relation>.<what>=N` and `last.<relation>.<what>=N` (relation is
 // a table or index name; what is total, heap, size, live, dead, autovacuums, vacuums), first.total=
 // and last.total= (the three tables' total sizes summed), first_completed= and
@@ -21,6 +26,7 @@
 
 #include <atomic>
 #include <thread>
+#include <vector>
 
 namespace {
 
@@ -122,6 +128,33 @@ int main(int argc, char **argv) {
 			}
 		});
 
+		// The total size, sampled all along, and its peak in each stretch of --first tasks
+		// (tasks 0..first, first..2*first, ...). Single samples land anywhere in a vacuum
+		// cycle; the peaks compare like with like, and their sequence shows whether the
+		// size levels off.
+		const long stretches = (tasks + first - 1) / first;
+		std::vector<std::atomic<long>> peaks(static_cast<size_t>(stretches) + 1);
+		std::thread sampler([&] {
+			try {
+				pqxx::connection connection(conninfo);
+				pqxx::nontransaction tx(connection);
+				while (!stop) {
+					long done = static_cast<long>(worker.stats().completed);
+					long size = tx.exec1("SELECT sum(pg_total_relation_size(c.oid))::bigint FROM pg_class c "
+					                     "JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = 'belay' "
+					                     "AND c.relname IN ('tasks', 'run_history', 'checkpoints')")[0]
+					                .as<long>();
+					std::atomic<long> &peak = peaks[static_cast<size_t>(std::min(done / first, stretches))];
+					if (size > peak.load())
+						peak = size;
+					std::this_thread::sleep_for(std::chrono::milliseconds(100));
+				}
+			} catch (const std::exception &e) {
+				std::cerr << "bloat: sampler: " << e.what() << "\n";
+				failed = true;
+			}
+		});
+
 		auto start = bench::Steady::now();
 		std::thread runner([&] { worker.run(); });
 		bool measured_first = false;
@@ -140,6 +173,11 @@ int main(int argc, char **argv) {
 		bench::Put("last_completed", worker.stats().completed);
 		Measure(conninfo, "last");
 		stop = true;
+		sampler.join();
+		for (long k = 0; k < stretches; ++k)
+			bench::Put("peak." + std::to_string(k + 1), peaks[static_cast<size_t>(k)].load());
+		bench::Put("early_peak", peaks[1].load());                                  // the second stretch
+		bench::Put("late_peak", peaks[static_cast<size_t>(stretches - 1)].load()); // the last
 		worker.stop();
 		runner.join();
 		producer.join();
