@@ -16,6 +16,8 @@
 // are caught by its PG_TRY.
 #include "belay/vacuum_worker.hpp"
 
+#include "belay/worker.hpp"
+
 extern "C" {
 #include "access/xlog.h"
 #include "commands/extension.h"
@@ -49,8 +51,7 @@ void FindTablesToVacuum(bool due[kTables]) {
 	SetCurrentStatementStartTimestamp();
 	StartTransactionCommand();
 	PushActiveSnapshot(GetTransactionSnapshot());
-	// Idle while the extension is absent or being created, and during recovery.
-	if (!RecoveryInProgress() && !creating_extension && OidIsValid(get_extension_oid("belay", true))) {
+	if (ExtensionReady()) {
 		if (SPI_connect() != SPI_OK_CONNECT)
 			elog(ERROR, "belay vacuum: SPI_connect failed");
 		Datum args[1] = {Int32GetDatum(vacuum_threshold)};
@@ -168,16 +169,7 @@ void InitVacuumWorker() {
 	if (!process_shared_preload_libraries_in_progress)
 		return;
 
-	BackgroundWorker worker;
-	memset(&worker, 0, sizeof worker);
-	strlcpy(worker.bgw_name, "belay vacuum", BGW_MAXLEN);
-	strlcpy(worker.bgw_type, "belay vacuum", BGW_MAXLEN);
-	strlcpy(worker.bgw_library_name, "belay", BGW_MAXLEN);
-	strlcpy(worker.bgw_function_name, "belay_vacuum_main", BGW_MAXLEN);
-	worker.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
-	worker.bgw_start_time = BgWorkerStart_RecoveryFinished;
-	worker.bgw_restart_time = 10; // seconds
-	RegisterBackgroundWorker(&worker);
+	RegisterDatabaseWorker("belay vacuum", "belay_vacuum_main", 10);
 }
 
 } // namespace belay

@@ -145,8 +145,7 @@ long RunTick() {
 	set_config_option("statement_timeout", "60s", PGC_SUSET, PGC_S_SESSION, GUC_ACTION_LOCAL, true, 0, false);
 	set_config_option("plan_cache_mode", "force_custom_plan", PGC_USERSET, PGC_S_SESSION, GUC_ACTION_LOCAL, true, 0,
 	                  false);
-	// Idle while the extension is absent or being created, and during recovery.
-	if (!RecoveryInProgress() && !creating_extension && OidIsValid(get_extension_oid("belay", true))) {
+	if (ExtensionReady()) {
 		if (SPI_connect() != SPI_OK_CONNECT)
 			elog(ERROR, "belay worker: SPI_connect failed");
 		Datum args[1] = {Int32GetDatum(batch_size)};
@@ -285,15 +284,23 @@ void InitBackgroundWorker() {
 	shmem_startup_hook = StartupSharedMemory;
 	RegisterXactCallback(OnTransactionEnd, nullptr);
 
+	RegisterDatabaseWorker("belay worker", "belay_worker_main", 1); // a crashed worker is back quickly
+}
+
+bool ExtensionReady() {
+	return !RecoveryInProgress() && !creating_extension && OidIsValid(get_extension_oid("belay", true));
+}
+
+void RegisterDatabaseWorker(const char *name, const char *function, int restart_seconds) {
 	BackgroundWorker worker;
 	memset(&worker, 0, sizeof worker);
-	strlcpy(worker.bgw_name, "belay worker", BGW_MAXLEN);
-	strlcpy(worker.bgw_type, "belay worker", BGW_MAXLEN);
+	strlcpy(worker.bgw_name, name, BGW_MAXLEN);
+	strlcpy(worker.bgw_type, name, BGW_MAXLEN);
 	strlcpy(worker.bgw_library_name, "belay", BGW_MAXLEN);
-	strlcpy(worker.bgw_function_name, "belay_worker_main", BGW_MAXLEN);
+	strlcpy(worker.bgw_function_name, function, BGW_MAXLEN);
 	worker.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
 	worker.bgw_start_time = BgWorkerStart_RecoveryFinished;
-	worker.bgw_restart_time = 1; // seconds: a crashed worker is back quickly
+	worker.bgw_restart_time = restart_seconds;
 	RegisterBackgroundWorker(&worker);
 }
 
