@@ -7,6 +7,7 @@
 #include "belay/result_set.hpp"
 #include "belay/spawn.hpp"
 #include "belay/spi.hpp"
+#include "belay/steps.hpp"
 #include "belay/states.hpp"
 #include "belay/validation.hpp"
 #include "belay/worker.hpp"
@@ -154,7 +155,7 @@ Datum AwaitEvent(FunctionCallInfo fcinfo) {
 		return Datum(0);
 	}
 	if (timeout && *timeout == 0) {
-		RecordStep(run.task_id, step, "{\"payload\": null, \"timed_out\": true}", run.run_id, now);
+		RecordStep(run.task_id, step, BELAY_TIMED_OUT_EVENT_STEP, run.run_id, now);
 		AddAwaitRow(result, false, std::nullopt, true);
 		return Datum(0);
 	}
@@ -220,11 +221,6 @@ void AddJoinRow(ResultSet &result, bool suspended, const nlohmann::json &outcome
 	result.Add(values, nulls);
 }
 
-// A timed-out join: no state, and an error that says so.
-nlohmann::json TimedOutJoin() {
-	return {{"state", nullptr}, {"result", nullptr}, {"error", {{"kind", "timed_out"}}}, {"timed_out", true}};
-}
-
 Datum Join(FunctionCallInfo fcinfo) {
 	Arguments args(fcinfo);
 	Datum run_id = args.Uuid(0, "run_id");
@@ -276,8 +272,8 @@ Datum Join(FunctionCallInfo fcinfo) {
 		return Datum(0);
 	}
 	if (timeout && *timeout == 0) {
-		RecordStep(run.task_id, step, TimedOutJoin().dump(), run.run_id, now);
-		AddJoinRow(result, false, TimedOutJoin());
+		RecordStep(run.task_id, step, BELAY_TIMED_OUT_JOIN_STEP, run.run_id, now);
+		AddJoinRow(result, false, nlohmann::json::parse(BELAY_TIMED_OUT_JOIN_STEP));
 		return Datum(0);
 	}
 	WaitAndSuspend(run, step, std::nullopt, child_id, timeout, now);

@@ -5,6 +5,7 @@
 #include "belay/notify.hpp"
 #include "belay/result_set.hpp"
 #include "belay/spi.hpp"
+#include "belay/steps.hpp"
 #include "belay/states.hpp"
 
 #include <set>
@@ -82,8 +83,8 @@ int TimeOutWaits(TimestampTz now, int batch) {
 	    "steps AS ("
 	    " INSERT INTO belay.checkpoints (task_id, step, value, run_id, updated_at)"
 	    " SELECT task_id, step, CASE WHEN is_event"
-	    "   THEN '{\"payload\": null, \"timed_out\": true}'::jsonb"
-	    "   ELSE '{\"state\": null, \"result\": null, \"error\": {\"kind\": \"timed_out\"}, \"timed_out\": true}'::jsonb"
+	    "   THEN '" BELAY_TIMED_OUT_EVENT_STEP "'::jsonb"
+	    "   ELSE '" BELAY_TIMED_OUT_JOIN_STEP "'::jsonb"
 	    "   END, run_id, $1"
 	    " FROM settled ON CONFLICT (task_id, step) DO NOTHING) "
 	    "UPDATE belay.tasks t SET state = 'pending', available_at = $1 FROM settled s "
