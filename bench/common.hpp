@@ -93,4 +93,23 @@ inline void PutLatency(const std::string &prefix, const std::vector<double> &ms)
 	Put(prefix + "_n", ms.size());
 }
 
+// The main() of a program that measures belay (--mode belay) and its baseline (another
+// mode): runs the mode asked for, and reports errors and bad modes under the program's name.
+using Mode = int (*)(const Args &);
+inline int RunMode(int argc, char **argv, const char *program, Mode belay, const char *baseline_name, Mode baseline) {
+	try {
+		Args args(argc, argv);
+		std::string mode = args.Str("mode", "belay");
+		if (mode == "belay")
+			return belay(args);
+		if (mode == baseline_name)
+			return baseline(args);
+		std::cerr << program << ": --mode belay|" << baseline_name << "\n";
+		return 2;
+	} catch (const std::exception &e) {
+		std::cerr << program << ": " << e.what() << "\n";
+		return 1;
+	}
+}
+
 } // namespace bench

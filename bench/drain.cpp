@@ -156,18 +156,4 @@ int DrainRaw(const bench::Args &args) {
 
 } // namespace
 
-int main(int argc, char **argv) {
-	try {
-		bench::Args args(argc, argv);
-		std::string mode = args.Str("mode", "belay");
-		if (mode == "belay")
-			return DrainBelay(args);
-		if (mode == "raw")
-			return DrainRaw(args);
-		std::cerr << "drain: --mode belay|raw\n";
-		return 2;
-	} catch (const std::exception &e) {
-		std::cerr << "drain: " << e.what() << "\n";
-		return 1;
-	}
-}
+int main(int argc, char **argv) { return bench::RunMode(argc, argv, "drain", DrainBelay, "raw", DrainRaw); }

@@ -156,18 +156,4 @@ int Notify(const bench::Args &args) {
 
 } // namespace
 
-int main(int argc, char **argv) {
-	try {
-		bench::Args args(argc, argv);
-		std::string mode = args.Str("mode", "belay");
-		if (mode == "belay")
-			return Belay(args);
-		if (mode == "notify")
-			return Notify(args);
-		std::cerr << "latency: --mode belay|notify\n";
-		return 2;
-	} catch (const std::exception &e) {
-		std::cerr << "latency: " << e.what() << "\n";
-		return 1;
-	}
-}
+int main(int argc, char **argv) { return bench::RunMode(argc, argv, "latency", Belay, "notify", Notify); }

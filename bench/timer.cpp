@@ -139,18 +139,4 @@ int Belay(const bench::Args &args) {
 
 } // namespace
 
-int main(int argc, char **argv) {
-	try {
-		bench::Args args(argc, argv);
-		std::string mode = args.Str("mode", "belay");
-		if (mode == "belay")
-			return Belay(args);
-		if (mode == "os")
-			return Os(args);
-		std::cerr << "timer: --mode belay|os\n";
-		return 2;
-	} catch (const std::exception &e) {
-		std::cerr << "timer: " << e.what() << "\n";
-		return 1;
-	}
-}
+int main(int argc, char **argv) { return bench::RunMode(argc, argv, "timer", Belay, "os", Os); }
