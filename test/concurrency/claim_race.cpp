@@ -36,6 +36,8 @@
 #include <unordered_set>
 #include <vector>
 
+#include "../common/race_check.hpp"
+
 namespace {
 
 using Clock = std::chrono::steady_clock;
@@ -118,33 +120,19 @@ double Ms(Clock::time_point a, Clock::time_point b) {
 }
 
 std::string Describe(const std::exception &e) {
-	std::string what = e.what();
-	while (!what.empty() && (what.back() == '\n' || what.back() == ' '))
-		what.pop_back();
+	std::string what = race::Trim(e.what());
+	std::string state = race::SqlState(e);
 	if (auto *sql = dynamic_cast<const pqxx::sql_error *>(&e))
-		return "SQLSTATE " + (sql->sqlstate().empty() ? std::string("?") : sql->sqlstate()) + ": " + what +
-		       " [query: " + sql->query() + "]";
-	// libpqxx 6.4 throws these two (40P01, 40001) as transaction_rollback, not sql_error.
-	if (dynamic_cast<const pqxx::deadlock_detected *>(&e))
-		return "SQLSTATE 40P01 (deadlock_detected): " + what;
-	if (dynamic_cast<const pqxx::serialization_failure *>(&e))
-		return "SQLSTATE 40001 (serialization_failure): " + what;
-	if (dynamic_cast<const pqxx::transaction_rollback *>(&e))
-		return "transaction rolled back (40xxx): " + what;
-	return what;
+		return "SQLSTATE " + (state.empty() ? std::string("?") : state) + ": " + what + " [query: " + sql->query() + "]";
+	return state.empty() ? what : "SQLSTATE " + state + ": " + what;
 }
 
 void RecordError(int k, const char *where, const std::exception &e) {
+	std::string state = race::SqlState(e);
 	std::lock_guard<std::mutex> lock(ledger.mu);
-	if (auto *sql = dynamic_cast<const pqxx::sql_error *>(&e)) {
-		if (sql->sqlstate() == "40P01")
-			++ledger.deadlocks;
-		if (sql->sqlstate() == "40001")
-			++ledger.serialization;
-	}
-	if (dynamic_cast<const pqxx::deadlock_detected *>(&e))
+	if (state == "40P01")
 		++ledger.deadlocks;
-	if (dynamic_cast<const pqxx::serialization_failure *>(&e))
+	if (state == "40001")
 		++ledger.serialization;
 	std::string line = "w" + std::to_string(k) + " " + where + ": " + Describe(e);
 	if (ledger.errors.size() < 50)
@@ -412,32 +400,13 @@ void Worker(int k, long target, Clock::time_point deadline, ThreadStats &stats) 
 
 // ---------------------------------------------------------------------------------------
 
-int passed = 0, failed = 0;
-
-void Check(bool ok, const std::string &name, const std::string &detail = "") {
-	(ok ? passed : failed)++;
-	std::cout << (ok ? "ok     " : "FAILED ") << name;
-	if (!detail.empty())
-		std::cout << " (" << detail << ")";
-	std::cout << "\n";
-}
+using race::Check;
 
 Options ParseArgs(int argc, char **argv) {
 	Options o;
 	for (int i = 1; i < argc; ++i) {
 		std::string a = argv[i];
-		auto value = [&](int min) {
-			if (i + 1 >= argc) {
-				std::cerr << "claim_race: " << a << " needs a value\n";
-				std::exit(2);
-			}
-			int v = std::atoi(argv[++i]);
-			if (v < min) {
-				std::cerr << "claim_race: " << a << " must be at least " << min << "\n";
-				std::exit(2);
-			}
-			return v;
-		};
+		auto value = [&](long min) { return static_cast<int>(race::OptionValue("claim_race", argc, argv, i, min)); };
 		if (a == "--threads")
 			o.threads = value(8);
 		else if (a == "--tasks")
@@ -482,8 +451,7 @@ int main(int argc, char **argv) {
 	} catch (const std::exception &e) {
 		std::cout << "setup failed: " << Describe(e) << "\n";
 		Check(false, "setup: create queue");
-		std::cout << passed << " passed, " << failed << " failed\n";
-		return 1;
+		return race::Tally();
 	}
 
 	int spawned = 0, created = 0;
@@ -523,8 +491,7 @@ int main(int argc, char **argv) {
 	      std::to_string(spawned) + " rows, " + std::to_string(created) + " created, " +
 	          std::to_string(ledger.task_n.size()) + " distinct ids");
 	if (spawned != opt.tasks) {
-		std::cout << passed << " passed, " << failed << " failed\n";
-		return 1;
+		return race::Tally();
 	}
 
 	// ---- the race
@@ -727,6 +694,5 @@ int main(int argc, char **argv) {
 	}
 
 	std::cout << "total time " << std::chrono::duration<double>(Clock::now() - t_start).count() << " s\n";
-	std::cout << passed << " passed, " << failed << " failed\n";
-	return failed == 0 ? 0 : 1;
+	return race::Tally();
 }

@@ -51,6 +51,8 @@
 #include <unordered_map>
 #include <vector>
 
+#include "../common/race_check.hpp"
+
 namespace {
 
 using Clock = std::chrono::steady_clock;
@@ -75,23 +77,8 @@ void SleepUs(long us) { std::this_thread::sleep_for(std::chrono::microseconds(us
 // ---------------------------------------------------------------------------------------
 // Errors: expected ones (by SQLSTATE) are counted; anything else is a failure.
 
-std::string SqlState(const std::exception &e) {
-	if (auto *sql = dynamic_cast<const pqxx::sql_error *>(&e))
-		return sql->sqlstate();
-	if (dynamic_cast<const pqxx::deadlock_detected *>(&e))
-		return "40P01";
-	if (dynamic_cast<const pqxx::serialization_failure *>(&e))
-		return "40001";
-	if (dynamic_cast<const pqxx::broken_connection *>(&e))
-		return "08006";
-	return "";
-}
-
-std::string Trim(std::string s) {
-	while (!s.empty() && (s.back() == '\n' || s.back() == ' '))
-		s.pop_back();
-	return s;
-}
+using race::SqlState;
+using race::Trim;
 
 struct ErrorLog {
 	std::mutex mu;
@@ -132,17 +119,21 @@ struct ErrorLog {
 	}
 };
 
-int passed = 0, failed = 0;
-
-void Check(bool ok, const std::string &name, const std::string &detail = "") {
-	(ok ? passed : failed)++;
-	std::cout << (ok ? "ok     " : "FAILED ") << name;
-	if (!detail.empty())
-		std::cout << " (" << detail << ")";
-	std::cout << "\n" << std::flush;
-}
+using race::Check;
 
 std::unique_ptr<pqxx::connection> Connect() { return std::make_unique<pqxx::connection>(""); }
+
+// After error e: a broken connection is replaced. False when even that fails.
+bool ReconnectIfBroken(std::unique_ptr<pqxx::connection> &conn, const std::exception &e) {
+	if (!dynamic_cast<const pqxx::broken_connection *>(&e))
+		return true;
+	try {
+		conn = Connect();
+		return true;
+	} catch (...) {
+		return false;
+	}
+}
 
 void FreshQueue(pqxx::connection &conn, const std::string &queue) {
 	pqxx::work tx(conn);
@@ -325,13 +316,8 @@ void Phase1(const Options &opt, std::mt19937 &seed_rng) {
 					errors.Record(worker + (task.empty() ? "" : " task " + Shorten(task) + " k=" + std::to_string(k)) +
 					                  (same_tx ? " (claim and await in one transaction)" : " (claim committed, then await)"),
 					              e, {});
-					if (dynamic_cast<const pqxx::broken_connection *>(&e)) {
-						try {
-							conn = Connect();
-						} catch (...) {
-							return;
-						}
-					}
+					if (!ReconnectIfBroken(conn, e))
+						return;
 				}
 			}
 		});
@@ -374,13 +360,8 @@ void Phase1(const Options &opt, std::mt19937 &seed_rng) {
 					++ledger.emits;
 				} catch (const std::exception &e) {
 					errors.Record(name + " E_" + std::to_string(k), e, {});
-					if (dynamic_cast<const pqxx::broken_connection *>(&e)) {
-						try {
-							conn = Connect();
-						} catch (...) {
-							break;
-						}
-					}
+					if (!ReconnectIfBroken(conn, e))
+						break;
 				}
 			}
 			emitters_left.fetch_sub(1);
@@ -673,13 +654,8 @@ void Phase2(const Options &opt, std::mt19937 &seed_rng) {
 						std::lock_guard<std::mutex> lock(ledger.mu);
 						ledger.Count(name + ":lost-race-" + state);
 					}
-					if (dynamic_cast<const pqxx::broken_connection *>(&e)) {
-						try {
-							conn = Connect();
-						} catch (...) {
-							return;
-						}
-					}
+					if (!ReconnectIfBroken(conn, e))
+						return;
 				}
 			}
 		});
@@ -719,12 +695,7 @@ void Phase2(const Options &opt, std::mt19937 &seed_rng) {
 					}
 				} catch (const std::exception &e) {
 					errors.Record(name + " cancel " + Shorten(id), e, {});
-					if (dynamic_cast<const pqxx::broken_connection *>(&e)) {
-						try {
-							conn = Connect();
-						} catch (...) {
-						}
-					}
+					ReconnectIfBroken(conn, e);
 				}
 			};
 			for (size_t i = 0; i < ledger.roots.size() && Clock::now() < hard_deadline; ++i) {
@@ -776,12 +747,7 @@ void Phase2(const Options &opt, std::mt19937 &seed_rng) {
 					ledger.woken += r[0].as<long>();
 				} catch (const std::exception &e) {
 					errors.Record(name + " emit c_" + std::to_string(k), e, {});
-					if (dynamic_cast<const pqxx::broken_connection *>(&e)) {
-						try {
-							conn = Connect();
-						} catch (...) {
-						}
-					}
+					ReconnectIfBroken(conn, e);
 				}
 			};
 			std::vector<int> mine;
@@ -970,18 +936,7 @@ Options ParseArgs(int argc, char **argv) {
 	o.seed = static_cast<unsigned>(std::chrono::system_clock::now().time_since_epoch().count());
 	for (int i = 1; i < argc; ++i) {
 		std::string a = argv[i];
-		auto value = [&](long min) {
-			if (i + 1 >= argc) {
-				std::cerr << "emit_race: " << a << " needs a value\n";
-				std::exit(2);
-			}
-			long v = std::atol(argv[++i]);
-			if (v < min) {
-				std::cerr << "emit_race: " << a << " must be at least " << min << "\n";
-				std::exit(2);
-			}
-			return v;
-		};
+		auto value = [&](long min) { return race::OptionValue("emit_race", argc, argv, i, min); };
 		if (a == "--threads")
 			o.threads = static_cast<int>(value(4));
 		else if (a == "--events")
@@ -1019,6 +974,5 @@ int main(int argc, char **argv) {
 		Check(false, "phase 2 ran", Trim(e.what()));
 	}
 	std::cout << "\ntotal time " << Seconds(t0, Clock::now()) << " s (seed " << opt.seed << ")\n";
-	std::cout << passed << " passed, " << failed << " failed\n";
-	return failed == 0 ? 0 : 1;
+	return race::Tally();
 }
