@@ -25,6 +25,7 @@ constexpr int kNullValue = MakeSqlstate("22004");        // null_value_not_allow
 constexpr int kMalformed = MakeSqlstate("22P02");        // invalid_text_representation
 constexpr int kObjectState = MakeSqlstate("55000");      // object_not_in_prerequisite_state
 constexpr int kInternal = MakeSqlstate("XX000");         // internal_error
+constexpr int kOutOfMemory = MakeSqlstate("53200");      // out_of_memory
 } // namespace sqlstate
 
 class Error : public std::runtime_error {

@@ -32,18 +32,42 @@ private:
 template <typename F>
 void PgGuard(F &&pg_call) {
 	MemoryContext context = CurrentMemoryContext;
+	sigjmp_buf *saved_stack = PG_exception_stack;
+	ErrorContextCallback *saved_context = error_context_stack;
 	ErrorData *volatile caught = nullptr;
-	PG_TRY();
-	{
-		pg_call();
+	volatile bool copy_failed = false;
+	try {
+		PG_TRY();
+		{
+			pg_call();
+		}
+		PG_CATCH();
+		{
+			MemoryContextSwitchTo(context);
+			// Copying the error allocates, and may fail (out of memory): that error must
+			// not longjmp over the C++ frames either.
+			PG_TRY();
+			{
+				caught = CopyErrorData();
+			}
+			PG_CATCH();
+			{
+				copy_failed = true;
+			}
+			PG_END_TRY();
+			FlushErrorState();
+			MemoryContextSwitchTo(context);
+		}
+		PG_END_TRY();
+	} catch (...) {
+		// A C++ exception from pg_call left PG_TRY without PG_END_TRY: put back the error
+		// handler it had replaced, or a later ereport would jump into a dead frame.
+		PG_exception_stack = saved_stack;
+		error_context_stack = saved_context;
+		throw;
 	}
-	PG_CATCH();
-	{
-		MemoryContextSwitchTo(context);
-		caught = CopyErrorData();
-		FlushErrorState();
-	}
-	PG_END_TRY();
+	if (copy_failed)
+		throw Error(sqlstate::kOutOfMemory, "out of memory");
 	if (caught)
 		throw PgError(caught);
 }
