@@ -76,9 +76,10 @@ CREATE INDEX tasks_due_idx ON belay.tasks (queue, available_at)
 CREATE INDEX tasks_cancel_idx ON belay.tasks (cancel_at)
 	WHERE cancel_at IS NOT NULL AND state NOT IN ('completed', 'failed', 'cancelled');
 
--- Fencing: run-scoped calls find the task by its live run; belay.runs finds a completed
--- task by the run that completed it.
-CREATE UNIQUE INDEX tasks_run_idx ON belay.tasks (run_id) WHERE run_id IS NOT NULL;
+-- Fencing: run-scoped calls find the task by its live run. Only running tasks: an entry
+-- for every completed task would cost each completion an index insert. (A completed task
+-- keeps its run_id; a lookup of belay.runs by a completed run_id reads the table.)
+CREATE UNIQUE INDEX tasks_run_idx ON belay.tasks (run_id) WHERE state = 'running';
 
 -- Leases to reclaim, in expiry order (the background worker).
 CREATE INDEX tasks_lease_idx ON belay.tasks (lease_expires_at) WHERE state = 'running';
@@ -113,7 +114,8 @@ CREATE INDEX run_history_task_idx ON belay.run_history (task_id);
 COMMENT ON TABLE belay.run_history IS 'belay runs that ended without completing their task; see the view belay.runs';
 
 -- Every run that has ended, with its outcome: the live run is in belay.tasks. A lookup by
--- run_id or task_id reads one index of each side (tasks_run_idx, tasks_pkey).
+-- task_id reads one index of each side (run_history_task_idx, tasks_pkey); one by run_id
+-- reads run_history_pkey and scans the tasks (completed runs are not indexed by run_id).
 CREATE VIEW belay.runs AS
 	SELECT run_id, task_id, attempt, worker, started_at, ended_at, outcome, error FROM belay.run_history
 	UNION ALL

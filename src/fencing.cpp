@@ -12,8 +12,10 @@ void ThrowNotLive(Datum run_id) {
 	static spi::Statement live("SELECT task_id::text FROM belay.tasks "
 	                           "WHERE run_id OPERATOR(pg_catalog.=) $1 AND state = 'running'",
 	                           {UUIDOID});
-	// Ended: in belay.runs, which includes the run that completed its task.
-	static spi::Statement ended("SELECT r.task_id::text, r.outcome, " BELAY_PUBLIC_STATE("t.state") " FROM belay.runs r "
+	// Ended without completing its task: in belay.run_history. (The run that completed its
+	// task stays only in the task's row, which is not indexed by a finished run's id:
+	// looking for it would read the whole table, on a path any stale worker can take.)
+	static spi::Statement ended("SELECT r.task_id::text, r.outcome, " BELAY_PUBLIC_STATE("t.state") " FROM belay.run_history r "
 	                            " JOIN belay.tasks t ON t.task_id OPERATOR(pg_catalog.=) r.task_id "
 	                            "WHERE r.run_id OPERATOR(pg_catalog.=) $1",
 	                            {UUIDOID});
@@ -38,7 +40,7 @@ void ThrowNotLive(Datum run_id) {
 		            "It ended as " + outcome + "; task " + task + " is " + spi::TextValue(0, 2) + ".");
 	}
 	throw Error(sqlstate::kLeaseLost, "run " + run + " is not a live run",
-	            "No task is held by this run; it may have been cleaned up.");
+	            "No task is held by this run: it completed its task, or its task was cleaned up.");
 }
 
 } // namespace belay
