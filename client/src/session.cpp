@@ -36,6 +36,7 @@ const Statement kStatements[] = {
      "SELECT run_id, completed FROM belay.complete_many($1::uuid[], ARRAY("
      " SELECT NULLIF(e.value, 'null'::jsonb) FROM jsonb_array_elements($2::jsonb) WITH ORDINALITY AS e(value, n)"
      " ORDER BY e.n))"},
+    {"belay_complete_many_no_results", "SELECT run_id, completed FROM belay.complete_many($1::uuid[], NULL)"},
     {"belay_fail", "SELECT belay.fail($1::uuid, $2::jsonb, NULL, $3::boolean)"},
     {"belay_heartbeat",
      "SELECT belay.heartbeat($1::uuid, $2::numeric) "

@@ -9,6 +9,7 @@
 #include <atomic>
 #include <condition_variable>
 #include <csignal>
+#include <cstring>
 #include <cxxabi.h>
 #include <deque>
 #include <fcntl.h>
@@ -19,6 +20,7 @@
 #include <thread>
 #include <typeinfo>
 #include <unistd.h>
+#include <vector>
 
 namespace belay {
 namespace {
@@ -39,6 +41,12 @@ std::string TypeName(const std::type_info &type) {
 
 // Invalid UTF-8 in an exception's message or a result must not end the process.
 std::string DumpJson(const Json &value) { return value.dump(-1, ' ', false, Json::error_handler_t::replace); }
+
+// A claimed task's JSON column. Most headers and checkpoints are empty: skip the parser.
+Json ParseClaimed(const pqxx::field &field) {
+	const char *text = field.c_str();
+	return std::strcmp(text, "{}") == 0 ? Json::object() : Json::parse(text);
+}
 
 // A thread body that must not take the process down: an escaping exception is logged.
 template <typename F>
@@ -181,24 +189,30 @@ void Worker::Impl::Dispatch() {
 					                        lease);
 				});
 				got = rows.size();
-				std::lock_guard<std::mutex> lock(jobs_mutex);
+				// Parsed before taking the locks: the executors keep taking queued work meanwhile.
+				std::vector<ClaimedTask> fresh;
+				fresh.reserve(got);
 				for (const auto &row : rows) {
 					ClaimedTask job;
 					job.run_id = row[0].c_str();
 					job.task_id = row[1].c_str();
 					job.task_name = row[2].c_str();
-					job.params = Json::parse(row[3].c_str());
-					job.headers = Json::parse(row[4].c_str());
+					job.params = ParseClaimed(row[3]);
+					job.headers = ParseClaimed(row[4]);
 					job.attempt = row[5].as<int>();
 					job.lease_expires_at = row[6].c_str();
-					job.checkpoints = Json::parse(row[7].c_str());
-					{
-						std::lock_guard<std::mutex> active_lock(active_mutex);
-						active[job.run_id] = std::make_shared<std::atomic<int>>(static_cast<int>(RunStatus::Live));
-					}
-					jobs.push_back(std::move(job));
-					++busy;
+					job.checkpoints = ParseClaimed(row[7]);
+					fresh.push_back(std::move(job));
 				}
+				{
+					std::lock_guard<std::mutex> active_lock(active_mutex);
+					for (const ClaimedTask &job : fresh)
+						active[job.run_id] = std::make_shared<std::atomic<int>>(static_cast<int>(RunStatus::Live));
+				}
+				std::lock_guard<std::mutex> lock(jobs_mutex);
+				for (ClaimedTask &job : fresh)
+					jobs.push_back(std::move(job));
+				busy += static_cast<int>(got);
 				claimed += got;
 			}
 			if (got > 0)
@@ -365,18 +379,26 @@ void Worker::Impl::CompleteBatches() {
 			completions.erase(completions.begin(), completions.begin() + static_cast<long>(take));
 		}
 		std::string run_ids = "{";
+		run_ids.reserve(2 + batch.size() * 37);
 		Json results = Json::array();
+		bool any_result = false;
 		for (size_t i = 0; i < batch.size(); ++i) {
-			run_ids += (i ? "," : "") + batch[i].first;
+			if (i)
+				run_ids += ',';
+			run_ids += batch[i].first;
+			any_result = any_result || !batch[i].second.is_null();
 			results.push_back(std::move(batch[i].second));
 		}
 		run_ids += "}";
-		const std::string results_text = DumpJson(results);
+		// Handlers that return nothing (the common case) send no results array at all.
+		const std::string results_text = any_result ? DumpJson(results) : std::string();
 		bool sent = false;
 		for (int attempt = 0; attempt < 5 && !sent; ++attempt) {
 			try {
-				pqxx::result rows = session.Transact(
-				    [&](pqxx::work &tx) { return tx.exec_prepared("belay_complete_many", run_ids, results_text); });
+				pqxx::result rows = session.Transact([&](pqxx::work &tx) {
+					return any_result ? tx.exec_prepared("belay_complete_many", run_ids, results_text)
+					                  : tx.exec_prepared("belay_complete_many_no_results", run_ids);
+				});
 				for (const auto &row : rows) {
 					if (row[1].as<bool>())
 						++completed;
