@@ -102,7 +102,11 @@ struct Worker::Impl {
 		stopping = true;
 		Wake();
 	}
+	// One byte in the pipe is enough: the dispatcher clears wake_pending before it looks
+	// at the state again, so a finished task need not write one each.
 	void Wake() {
+		if (wake_pending.exchange(true))
+			return;
 		char byte = 1;
 		[[maybe_unused]] ssize_t ignored = write(wake_pipe[1], &byte, 1);
 	}
@@ -122,9 +126,14 @@ struct Worker::Impl {
 	std::map<std::string, Handler> handlers;
 	std::atomic<bool> stopping{false};
 	int wake_pipe[2] = {-1, -1};
+	std::atomic<bool> wake_pending{false}; // lock-free: Wake() runs in signal handlers
 
 	std::mutex jobs_mutex;
-	std::condition_variable jobs_changed;
+	std::condition_variable jobs_changed; // busy reached 0 (stop() waits for it)
+	// Executors wait here for queued work. One is woken per claim, and each that takes a
+	// task wakes the next while work remains: short handlers then keep a few threads
+	// busy instead of waking every executor for every claim.
+	std::condition_variable work_queued;
 	std::deque<ClaimedTask> jobs;
 	int busy = 0; // claimed and not yet finished (queued or running)
 	bool executors_exit = false;
@@ -173,6 +182,7 @@ void Worker::Impl::Dispatch() {
 	std::unique_ptr<QueueReceiver> receiver;
 	const std::string lease = FormatNumber(options.lease_seconds);
 	while (!stopping) {
+		wake_pending = false; // from here on, a change that should wake us writes a byte
 		try {
 			if (!receiver)
 				Translate([&] { receiver = std::make_unique<QueueReceiver>(session.Connection(), options.queue); });
@@ -216,7 +226,7 @@ void Worker::Impl::Dispatch() {
 				claimed += got;
 			}
 			if (got > 0)
-				jobs_changed.notify_all();
+				work_queued.notify_one();
 			if (got > 0 && static_cast<int>(got) == free_slots)
 				continue; // there may be more: claim again as soon as a slot frees
 			receiver->woken = false;
@@ -240,16 +250,27 @@ void Worker::Impl::Dispatch() {
 
 void Worker::Impl::Execute() {
 	Session session(options.conninfo);
+	bool ran_one = false;
 	for (;;) {
 		ClaimedTask job;
 		bool top_up;
 		{
 			std::unique_lock<std::mutex> lock(jobs_mutex);
-			jobs_changed.wait(lock, [&] { return !jobs.empty() || executors_exit; });
+			// One critical section gives back the slot of the task just run and takes the next.
+			if (ran_one) {
+				--busy;
+				if (busy == 0)
+					jobs_changed.notify_all(); // stop() waits for this
+				if (SlotsToClaim() > 0)
+					Wake(); // the dispatcher would claim now
+			}
+			work_queued.wait(lock, [&] { return !jobs.empty() || executors_exit; });
 			if (executors_exit)
 				return; // past the shutdown deadline: queued tasks come back when their leases expire
 			job = std::move(jobs.front());
 			jobs.pop_front();
+			if (!jobs.empty())
+				work_queued.notify_one(); // the next executor, for the rest
 			// The last queued task taken: the dispatcher, which was waiting for half its
 			// capacity while work was queued, may claim for the free slots now.
 			top_up = jobs.empty() && SlotsToClaim() > 0;
@@ -257,17 +278,7 @@ void Worker::Impl::Execute() {
 		if (top_up)
 			Wake();
 		RunJob(session, std::move(job));
-		bool idle, claim_now;
-		{
-			std::lock_guard<std::mutex> lock(jobs_mutex);
-			--busy;
-			idle = busy == 0;
-			claim_now = SlotsToClaim() > 0;
-		}
-		if (idle)
-			jobs_changed.notify_all(); // stop() waits for this
-		if (claim_now)
-			Wake(); // the dispatcher would claim now
+		ran_one = true;
 	}
 }
 
@@ -500,7 +511,7 @@ void Worker::run() {
 		impl.jobs_changed.wait_until(lock, deadline, [&] { return impl.busy == 0; });
 		impl.executors_exit = true;
 	}
-	impl.jobs_changed.notify_all();
+	impl.work_queued.notify_all();
 	{
 		// Past the deadline, handlers still running can write nothing more (and are no
 		// longer heartbeated); their tasks are retried when the leases expire.
