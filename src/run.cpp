@@ -9,6 +9,8 @@
 #include "belay/states.hpp"
 #include "belay/validation.hpp"
 
+#include <string>
+#include <unordered_set>
 #include <vector>
 
 namespace belay {
@@ -101,21 +103,19 @@ Datum CompleteMany(FunctionCallInfo fcinfo) {
 	// one-statement update of the parentless ones alone was tried: it locked rows in plan
 	// order, which can deadlock against cancel and drop_queue, and measured no faster.)
 	static spi::Statement involved(
+	    "WITH live AS (SELECT task_id, parent_task_id FROM belay.tasks "
+	    " WHERE run_id OPERATOR(pg_catalog.=) ANY ($1) AND state = 'running') "
 	    "SELECT pg_catalog.array_agg(id) FROM ("
-	    " SELECT task_id AS id FROM belay.tasks WHERE run_id OPERATOR(pg_catalog.=) ANY ($1) AND state = 'running'"
-	    " UNION SELECT parent_task_id FROM belay.tasks WHERE run_id OPERATOR(pg_catalog.=) ANY ($1)"
-	    "  AND state = 'running' AND parent_task_id IS NOT NULL) ids",
+	    " SELECT task_id AS id FROM live UNION SELECT parent_task_id FROM live WHERE parent_task_id IS NOT NULL) ids",
 	    {UUIDARRAYOID}, true);
+	// Returns the runs it completed; the caller reports on every run of the batch.
 	static spi::Statement complete(
-	    "WITH input AS (SELECT * FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2)) AS i(run_id, result)), "
-	    "done AS ("
-	    " UPDATE belay.tasks t SET state = 'completed', result = i.result, error = NULL, finished_at = $3, "
-	    "  lease_expires_at = NULL "
-	    " FROM input i WHERE t.run_id OPERATOR(pg_catalog.=) i.run_id AND t.state = 'running' "
-	    "  AND t.lease_expires_at OPERATOR(pg_catalog.>) $3 "
-	    " RETURNING i.run_id, t.task_id, t.watched, t.parent_task_id) "
-	    "SELECT i.run_id, d.task_id IS NOT NULL, d.task_id, coalesce(d.watched, false), d.parent_task_id IS NOT NULL "
-	    "FROM input i LEFT JOIN done d ON d.run_id OPERATOR(pg_catalog.=) i.run_id",
+	    "UPDATE belay.tasks t SET state = 'completed', result = i.result, error = NULL, finished_at = $3, "
+	    " lease_expires_at = NULL "
+	    "FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2)) AS i(run_id, result) "
+	    "WHERE t.run_id OPERATOR(pg_catalog.=) i.run_id AND t.state = 'running' "
+	    " AND t.lease_expires_at OPERATOR(pg_catalog.>) $3 "
+	    "RETURNING t.run_id, t.task_id, t.watched, t.parent_task_id IS NOT NULL",
 	    {UUIDARRAYOID, JSONBARRAYOID, TIMESTAMPTZOID}, true);
 
 	ResultSet result(fcinfo);
@@ -135,17 +135,20 @@ Datum CompleteMany(FunctionCallInfo fcinfo) {
 		params.Null();
 	params.Timestamptz(now);
 	uint64 rows = complete.Run(params);
+	std::unordered_set<std::string> completed;
 	std::vector<Datum> finished_children;
 	for (uint64 row = 0; row < rows; ++row) {
-		Datum values[2] = {spi::Value(row, 0), spi::Value(row, 1)};
+		completed.insert(UuidBytesOf(spi::Value(row, 0)));
+		if (spi::BoolValue(row, 2))
+			NotifyFinished(spi::Value(row, 1));
+		if (spi::BoolValue(row, 3))
+			finished_children.push_back(spi::Value(row, 1));
+	}
+	// One row per run of the batch, in its order: was it completed by this call?
+	for (Datum run_id : UuidArrayElements(batch.run_ids)) {
+		Datum values[2] = {run_id, BoolGetDatum(completed.count(UuidBytesOf(run_id)) > 0)};
 		bool nulls[2] = {false, false};
 		result.Add(values, nulls);
-		if (!spi::BoolValue(row, 1))
-			continue;
-		if (spi::BoolValue(row, 3))
-			NotifyFinished(spi::Value(row, 2));
-		if (spi::BoolValue(row, 4))
-			finished_children.push_back(spi::Value(row, 2));
 	}
 	for (Datum child : finished_children)
 		WakeJoiners(child, now); // their parents are locked above

@@ -6,6 +6,7 @@
 
 #include <optional>
 #include <string>
+#include <vector>
 
 namespace belay {
 
@@ -45,6 +46,11 @@ Datum TextDatum(const std::string &value);
 // A new UUIDv7 as a uuid datum.
 Datum NewUuidDatum();
 std::string UuidToString(Datum uuid);
+// A uuid's 16 bytes, as a key for C++ containers.
+std::string UuidBytesOf(Datum uuid);
+// The elements of a uuid[] without nulls (checked by the caller), as datums that point
+// into the array.
+std::vector<Datum> UuidArrayElements(Datum array);
 // Parses text as a timestamptz with PostgreSQL's input function; 22P02 names `what`.
 TimestampTz ParseTimestamptz(const std::string &text, const std::string &what);
 TimestampTz Now();

@@ -144,6 +144,23 @@ std::string UuidToString(Datum uuid) {
 	return out;
 }
 
+std::string UuidBytesOf(Datum uuid) {
+	return std::string(reinterpret_cast<const char *>(DatumGetUUIDP(uuid)->data), UUID_LEN);
+}
+
+std::vector<Datum> UuidArrayElements(Datum array) {
+	std::vector<Datum> out;
+	PgGuard([&] {
+		Datum *elements = nullptr;
+		int count = 0;
+		deconstruct_array(DatumGetArrayTypeP(array), UUIDOID, UUID_LEN, false, TYPALIGN_CHAR, &elements, nullptr,
+		                  &count);
+		out.assign(elements, elements + count);
+		pfree(elements);
+	});
+	return out;
+}
+
 TimestampTz ParseTimestamptz(const std::string &text, const std::string &what) {
 	TimestampTz value = 0;
 	try {
