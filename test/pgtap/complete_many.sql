@@ -1,6 +1,6 @@
 -- belay.complete_many: many live runs in one call; stale runs are reported, not raised.
 BEGIN;
-SELECT plan(22);
+SELECT plan(27);
 
 SELECT belay.create_queue('tap_cm');
 SELECT count(*) FROM belay.spawn_many('tap_cm', 'job', '[{"n":1},{"n":2},{"n":3},{"n":4}]');
@@ -29,6 +29,26 @@ SELECT is((SELECT count(*)::int FROM belay.runs r JOIN belay.tasks t USING (task
 SELECT is((SELECT count(*)::int FROM belay.complete_many((SELECT array_agg(run_id) FROM claimed)) WHERE completed), 0,
           'a second batch of the same runs completes nothing');
 SELECT is((SELECT count(*)::int FROM belay.complete_many(ARRAY[]::uuid[])), 0, 'an empty batch returns nothing');
+
+-- The report follows the batch: its order, a run named twice, a run that never was.
+SELECT count(*) FROM belay.spawn_many('tap_cm', 'job', '[{"n":5},{"n":6}]');
+CREATE TEMP TABLE pair AS SELECT run_id, params->>'n' AS n FROM belay.claim('tap_cm', 'w', 2);
+CREATE TEMP TABLE report AS
+	SELECT r.run_id, r.completed, row_number() OVER () AS position
+	  FROM belay.complete_many(ARRAY[(SELECT run_id FROM pair WHERE n = '6'), belay.uuidv7(),
+	                                 (SELECT run_id FROM pair WHERE n = '5'), (SELECT run_id FROM pair WHERE n = '6')]) r;
+SELECT is((SELECT array_agg(run_id ORDER BY position) FROM report),
+          ARRAY[(SELECT run_id FROM pair WHERE n = '6'), (SELECT run_id FROM report WHERE position = 2),
+                (SELECT run_id FROM pair WHERE n = '5'), (SELECT run_id FROM pair WHERE n = '6')],
+          'one row per element of the batch, in its order');
+SELECT is((SELECT array_agg(completed ORDER BY position) FROM report), ARRAY[true, false, true, true],
+          'a run named twice is reported completed both times; an unknown run is not completed');
+SELECT is((SELECT count(*)::int FROM belay.tasks t JOIN pair p USING (run_id) WHERE t.state = 'completed'), 2,
+          'both tasks are completed');
+SELECT is((SELECT count(*)::int FROM belay.runs r JOIN pair p USING (run_id)), 2,
+          'each by one run, once');
+SELECT is((SELECT count(*)::int FROM belay.complete_many((SELECT array_agg(run_id) FROM pair)) WHERE NOT completed), 2,
+          'named again in a later batch, both are reported not completed');
 
 -- A child in a batch wakes the parent that joins it.
 SELECT task_id AS parent FROM belay.spawn('tap_cm', 'parent') \gset
