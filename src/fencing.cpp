@@ -40,7 +40,8 @@ void ThrowNotLive(Datum run_id) {
 		            "It ended as " + outcome + "; task " + task + " is " + spi::TextValue(0, 2) + ".");
 	}
 	throw Error(sqlstate::kLeaseLost, "run " + run + " is not a live run",
-	            "No task is held by this run: it completed its task, or its task was cleaned up.");
+	            "No task is held by this run: it completed its task, its task was deleted (cleanup, "
+	            "drop_queue), or it never existed.");
 }
 
 } // namespace belay

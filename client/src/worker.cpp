@@ -181,8 +181,12 @@ void Worker::Impl::Dispatch() {
 	Session session(options.conninfo);
 	std::unique_ptr<QueueReceiver> receiver;
 	const std::string lease = FormatNumber(options.lease_seconds);
-	while (!stopping) {
+	for (;;) {
+		// Cleared before stopping is read: RequestStop sets stopping before it looks at
+		// wake_pending, so a stop that writes no byte is seen here.
 		wake_pending = false; // from here on, a change that should wake us writes a byte
+		if (stopping)
+			break;
 		try {
 			if (!receiver)
 				Translate([&] { receiver = std::make_unique<QueueReceiver>(session.Connection(), options.queue); });
