@@ -32,11 +32,15 @@ const Statement kStatements[] = {
      "belay.claim($1, $2, $3::integer, $4::numeric) AS c"},
     {"belay_complete", "SELECT belay.complete($1::uuid, $2::jsonb)"},
     // Results travel as one JSON array; a JSON null result is stored as no result.
+    // The Worker only counts the outcomes: one row comes back, not one per run.
     {"belay_complete_many",
-     "SELECT run_id, completed FROM belay.complete_many($1::uuid[], ARRAY("
+     "SELECT count(*) FILTER (WHERE completed), count(*) FILTER (WHERE NOT completed) "
+     "FROM belay.complete_many($1::uuid[], ARRAY("
      " SELECT NULLIF(e.value, 'null'::jsonb) FROM jsonb_array_elements($2::jsonb) WITH ORDINALITY AS e(value, n)"
      " ORDER BY e.n))"},
-    {"belay_complete_many_no_results", "SELECT run_id, completed FROM belay.complete_many($1::uuid[], NULL)"},
+    {"belay_complete_many_no_results",
+     "SELECT count(*) FILTER (WHERE completed), count(*) FILTER (WHERE NOT completed) "
+     "FROM belay.complete_many($1::uuid[], NULL)"},
     {"belay_fail", "SELECT belay.fail($1::uuid, $2::jsonb, NULL, $3::boolean)"},
     {"belay_heartbeat",
      "SELECT belay.heartbeat($1::uuid, $2::numeric) "

@@ -414,12 +414,8 @@ void Worker::Impl::CompleteBatches() {
 					return any_result ? tx.exec_prepared("belay_complete_many", run_ids, results_text)
 					                  : tx.exec_prepared("belay_complete_many_no_results", run_ids);
 				});
-				for (const auto &row : rows) {
-					if (row[1].as<bool>())
-						++completed;
-					else
-						++lost; // its lease expired or it was cancelled before the batch landed
-				}
+				completed += rows[0][0].as<uint64_t>();
+				lost += rows[0][1].as<uint64_t>(); // leases that expired, or tasks cancelled, before the batch landed
 				sent = true;
 			} catch (const ConnectionError &e) {
 				std::cerr << "belay worker " << options.worker_id << ": " << e.what() << "; retrying completions\n";
