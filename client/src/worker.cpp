@@ -214,8 +214,7 @@ void Worker::Impl::Dispatch() {
 					job.params = ParseClaimed(row[3]);
 					job.headers = ParseClaimed(row[4]);
 					job.attempt = row[5].as<int>();
-					job.lease_expires_at = row[6].c_str();
-					job.checkpoints = ParseClaimed(row[7]);
+					job.checkpoints = ParseClaimed(row[6]);
 					fresh.push_back(std::move(job));
 				}
 				{

@@ -33,7 +33,6 @@ struct ClaimedTask {
 	Json params;
 	Json headers;
 	int attempt = 0;
-	std::string lease_expires_at;
 	Json checkpoints; // {step: value} of the finished steps
 };
 
