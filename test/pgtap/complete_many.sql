@@ -33,13 +33,14 @@ SELECT is((SELECT count(*)::int FROM belay.complete_many(ARRAY[]::uuid[])), 0, '
 -- The report follows the batch: its order, a run named twice, a run that never was.
 SELECT count(*) FROM belay.spawn_many('tap_cm', 'job', '[{"n":5},{"n":6}]');
 CREATE TEMP TABLE pair AS SELECT run_id, params->>'n' AS n FROM belay.claim('tap_cm', 'w', 2);
+SELECT belay.uuidv7() AS unknown_run \gset
+CREATE TEMP TABLE batch AS
+	SELECT ARRAY[(SELECT run_id FROM pair WHERE n = '6'), :'unknown_run'::uuid,
+	             (SELECT run_id FROM pair WHERE n = '5'), (SELECT run_id FROM pair WHERE n = '6')] AS run_ids;
 CREATE TEMP TABLE report AS
 	SELECT r.run_id, r.completed, row_number() OVER () AS position
-	  FROM belay.complete_many(ARRAY[(SELECT run_id FROM pair WHERE n = '6'), belay.uuidv7(),
-	                                 (SELECT run_id FROM pair WHERE n = '5'), (SELECT run_id FROM pair WHERE n = '6')]) r;
-SELECT is((SELECT array_agg(run_id ORDER BY position) FROM report),
-          ARRAY[(SELECT run_id FROM pair WHERE n = '6'), (SELECT run_id FROM report WHERE position = 2),
-                (SELECT run_id FROM pair WHERE n = '5'), (SELECT run_id FROM pair WHERE n = '6')],
+	  FROM belay.complete_many((SELECT run_ids FROM batch)) r;
+SELECT is((SELECT array_agg(run_id ORDER BY position) FROM report), (SELECT run_ids FROM batch),
           'one row per element of the batch, in its order');
 SELECT is((SELECT array_agg(completed ORDER BY position) FROM report), ARRAY[true, false, true, true],
           'a run named twice is reported completed both times; an unknown run is not completed');
